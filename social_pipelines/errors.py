@@ -1,0 +1,144 @@
+"""The error taxonomy every platform answer is mapped into.
+
+Adapters never raise raw httpx errors or status codes upward: they raise one of these, and
+every decision above them (retry, wait, refresh a token, reconcile, defer, dead-letter) is
+made from the class alone. Messages carry an excerpt of what the platform said, never a
+token or a request header.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+ERROR_EXCERPT_LIMIT = 2048
+
+
+def excerpt(text: str | bytes | None, limit: int = ERROR_EXCERPT_LIMIT) -> str:
+    """Trim what a platform said to a size that fits a ledger row and a log line."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "..."
+
+
+class SocialError(Exception):
+    """Base of everything the project decides on.
+
+    `retryable` says whether repeating the same call can help; `may_have_reached` whether a
+    create might have been processed by the platform (then it is never blindly repeated).
+    """
+
+    retryable: bool = False
+    may_have_reached: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str = "",
+        status_code: int | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.status_code = status_code
+        self.detail = excerpt(detail)
+
+    @property
+    def kind(self) -> str:
+        """A stable name for the ledger and metrics (`rate_limited`, `transient`, ...)."""
+        return _KIND_NAMES.get(type(self), type(self).__name__)
+
+    def __str__(self) -> str:
+        where = f"{self.platform}: " if self.platform else ""
+        status = f" (HTTP {self.status_code})" if self.status_code else ""
+        tail = f": {self.detail}" if self.detail and self.detail not in self.message else ""
+        return f"{where}{self.message}{status}{tail}"
+
+
+class RateLimited(SocialError):
+    """The platform asked us to slow down; nothing was processed."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+    @property
+    def resume_at(self) -> datetime | None:
+        if self.retry_after is None:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self.retry_after)
+
+
+class QuotaExhausted(SocialError):
+    """A posting quota (ours or the platform's) is used up until a known time."""
+
+    def __init__(self, message: str, *, until: datetime | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.until = until
+
+
+class AuthExpired(SocialError):
+    """The token was refused as expired or invalid: refresh once, else reconnect."""
+
+
+class Transient(SocialError):
+    """A failure that provably did not create anything: connect error, 503, timeout before
+    the request was sent. Safe to retry, creates included."""
+
+    retryable = True
+
+
+class OutcomeUnknown(SocialError):
+    """The request may have been processed but no answer came back (read timeout, reset
+    after sending, 500/502/504 on a create). Reconcile before anything is sent again."""
+
+    retryable = False
+    may_have_reached = True
+
+
+class Duplicate(SocialError):
+    """The platform says this content was already posted: reconcile, do not fail."""
+
+    may_have_reached = True
+
+
+class Rejected(SocialError):
+    """Permanent: validation, permission, not found. Repeating it cannot help."""
+
+
+class CircuitOpen(SocialError):
+    """Our breaker for this platform and account is open until `until`."""
+
+    def __init__(self, message: str, *, until: datetime | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.until = until
+
+
+class ConfigError(ValueError):
+    """Bad configuration or input: the message names the file, field or value and what is
+    allowed."""
+
+
+_KIND_NAMES: dict[type, str] = {
+    RateLimited: "rate_limited",
+    QuotaExhausted: "quota_exhausted",
+    AuthExpired: "auth_expired",
+    Transient: "transient",
+    OutcomeUnknown: "outcome_unknown",
+    Duplicate: "duplicate",
+    Rejected: "rejected",
+    CircuitOpen: "circuit_open",
+}
+
+# Failures that say the platform is unwell, as opposed to our request being wrong.
+PLATFORM_UNWELL: tuple[type[SocialError], ...] = (Transient, OutcomeUnknown)

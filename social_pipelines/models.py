@@ -1,0 +1,130 @@
+"""Domain types shared by every layer: what a post, an account, a draft and a delivery are.
+
+They are plain pydantic models (frozen where they are values) so that they cross Dagster's
+IO managers, the store and the platforms without adapters of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Identity(Value):
+    """Who an account is, as the platform itself says (never a URL or a port).
+
+    `stable_key` goes into delivery ids: it must not change when the same account is
+    reached through another address.
+    """
+
+    platform: str
+    account_id: str
+    handle: str
+    domain: str = ""
+
+    @property
+    def stable_key(self) -> str:
+        return f"{self.account_id}@{self.domain}" if self.domain else self.account_id
+
+
+class SocialPost(Value):
+    """A post seen on a platform: a search hit, or one of our own."""
+
+    platform: str
+    id: str
+    author_id: str
+    author_handle: str
+    text: str
+    url: str = ""
+    created_at: datetime
+    in_reply_to_id: str | None = None
+    language: str | None = None
+
+
+class PlatformLimits(Value):
+    """What a platform (or instance) accepts, read from it at run time where it can."""
+
+    max_characters: int
+    characters_per_url: int = 23
+    max_media: int = 4
+    max_image_bytes: int | None = None
+    max_image_pixels: int | None = None
+    image_mime_types: tuple[str, ...] = ("image/jpeg", "image/png")
+    max_alt_text: int | None = None
+
+
+class MediaUpload(Value):
+    """An image ready to attach: bytes already rendered to the platform's spec."""
+
+    data: bytes
+    mime_type: str
+    alt_text: str = ""
+    filename: str = "image"
+
+
+class MediaRef(Value):
+    platform: str
+    id: str
+    url: str = ""
+
+
+class CreatePost(Value):
+    """Everything a create call needs: a post, or a reply when `in_reply_to_id` is set."""
+
+    text: str
+    in_reply_to_id: str | None = None
+    media_ids: tuple[str, ...] = ()
+    language: str | None = None
+
+
+class Published(Value):
+    """What a successful create returned: enough to link to it and to find it again."""
+
+    remote_id: str
+    url: str = ""
+    created_at: datetime | None = None
+
+
+class DeliveryKind(StrEnum):
+    REPLY = "reply"
+    PUBLISH = "publish"
+
+
+class DeliveryState(StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # retryable, with the error class; may carry a not-before time
+    DEAD = "dead"  # permanent or out of attempts; stays visible with its reason
+    UNKNOWN = "unknown"  # may have reached the platform: reconcile before any resend
+
+
+def delivery_id(platform: str, account_key: str, kind: DeliveryKind, subject: str) -> str:
+    """The deterministic id of one delivery: what it is for, never its text.
+
+    A changed template or model must not answer a post twice, and an edit made after a post
+    went out must not publish it again, so the text never enters the hash.
+    """
+    parts = "\x1f".join((platform, account_key, str(kind), subject))
+    return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:32]
+
+
+class Draft(Value):
+    """A reply (or post) written and ready to send, tied to its delivery id."""
+
+    delivery_id: str
+    campaign: str
+    account: str
+    platform: str
+    account_key: str
+    kind: DeliveryKind = DeliveryKind.REPLY
+    subject: str = Field(description="the id of the post answered, or outbox id and target")
+    text: str
+    in_reply_to: SocialPost | None = None

@@ -1,0 +1,63 @@
+"""The `Platform` protocol every adapter implements.
+
+An adapter speaks one platform's HTTP API and maps every answer into `errors.py`; it does
+no retrying, rate limiting or bookkeeping of its own. Those wrap it from outside (the
+resilience layer and the ledger), so adding a platform adds an adapter and a row of
+defaults, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from social_pipelines.models import (
+    CreatePost,
+    Identity,
+    MediaRef,
+    MediaUpload,
+    PlatformLimits,
+    Published,
+    SocialPost,
+)
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """One authenticated account on one platform."""
+
+    name: str
+    # True when a repeated create with the same idempotency key cannot make a second post
+    # (Mastodon's Idempotency-Key, Bluesky's rkey): then an outcome-unknown create may be
+    # repeated with the same key instead of reconciled first.
+    dedupes_creates: bool
+
+    def whoami(self) -> Identity:
+        """The account's stable identity, from the platform."""
+        ...
+
+    def limits(self) -> PlatformLimits:
+        """Text and media limits, read from the platform where it publishes them."""
+        ...
+
+    def text_length(self, text: str) -> int:
+        """Length of `text` as the platform counts it against `max_characters`."""
+        ...
+
+    def search(self, query: str, *, limit: int) -> list[SocialPost]:
+        """Recent public posts matching `query`, newest first."""
+        ...
+
+    def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
+        """Create a post or reply. `idempotency_key` is the delivery id."""
+        ...
+
+    def upload_media(self, media: MediaUpload) -> MediaRef:
+        """Upload one image (with its alt text) for a later create."""
+        ...
+
+    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
+        """The account's own latest posts, newest first: the ground truth reconciliation
+        matches unknown deliveries against."""
+        ...
+
+    def close(self) -> None: ...
