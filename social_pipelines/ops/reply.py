@@ -1,0 +1,278 @@
+"""The reply job's ops: plan -> search -> select -> write -> post, per campaign, -> summary.
+
+Each op is a thin shell over the plain-Python layers; it adds what Dagster is for: typed
+config in the launchpad, fan-out per campaign (one failing account never blocks the
+others), retries, and metadata that shows what happened.
+"""
+
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from dagster import (
+    Backoff,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    Jitter,
+    MetadataValue,
+    OpExecutionContext,
+    RetryPolicy,
+    op,
+)
+from pydantic import Field
+
+from social_pipelines.delivery import Deliverer, Outcome
+from social_pipelines.models import DeliveryKind, Draft, delivery_id
+from social_pipelines.partitions import last_complete_window, reply_windows
+from social_pipelines.replies.selection import select_candidates as choose
+from social_pipelines.replies.steps import (
+    CampaignPlan,
+    CampaignReport,
+    Drafted,
+    Found,
+    PostedReply,
+    Selected,
+)
+from social_pipelines.resources import (
+    PlatformsResource,
+    ReplyWriterResource,
+    StateStoreResource,
+)
+
+POSTING_RETRY = RetryPolicy(
+    max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+
+class ReplyRunConfig(Config):
+    """What a run may change; empty fields keep each campaign's own settings."""
+
+    campaigns: list[str] = Field(
+        default_factory=list, description="Only these campaigns (default: every enabled one)."
+    )
+    query: str | None = Field(default=None, description="Search this instead of each query.")
+    max_replies: int | None = Field(
+        default=None, ge=0, le=100, description="At most this many replies per campaign."
+    )
+    dry_run: bool = Field(default=False, description="Post nothing; say what would be posted.")
+
+
+def _window(context: OpExecutionContext) -> tuple[datetime, datetime]:
+    if context.has_partition_key:
+        window = context.partition_time_window
+    else:
+        window = reply_windows.time_window_for_partition_key(last_complete_window())
+    return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+
+@op(out=DynamicOut(CampaignPlan), tags={"kind": "plan"})
+def plan_campaigns(
+    context: OpExecutionContext, config: ReplyRunConfig, platforms: PlatformsResource
+) -> Iterator[DynamicOutput[CampaignPlan]]:
+    """Fan out one branch per campaign of this window."""
+    book = platforms.campaigns()
+    for problem in book.problems:
+        context.log.warning(f"skipped campaign: {problem}")
+    start, end = _window(context)
+    campaigns = book.enabled(config.campaigns or None)
+    context.log.info(
+        f"window {start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC: {len(campaigns)} campaign(s)"
+        + (" (dry run)" if config.dry_run else "")
+    )
+    for campaign in campaigns:
+        overrides = {}
+        if config.query:
+            overrides["query"] = config.query
+        if config.max_replies is not None:
+            overrides["max_replies"] = config.max_replies
+        yield DynamicOutput(
+            CampaignPlan(
+                campaign=campaign.model_copy(update=overrides),
+                window_start=start,
+                window_end=end,
+                dry_run=config.dry_run,
+            ),
+            mapping_key=campaign.name,
+        )
+
+
+@op(retry_policy=POSTING_RETRY)
+def search_posts(
+    context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
+) -> Found:
+    campaign = plan.campaign
+    platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
+    try:
+        identity = platform.whoami()
+        posts = platform.search(campaign.query, limit=campaign.search_limit)
+    finally:
+        platform.close()
+    context.add_output_metadata({"query": campaign.query, "found": len(posts)})
+    return Found(plan=plan, identity=identity, posts=posts)
+
+
+@op
+def select_candidates(
+    context: OpExecutionContext, found: Found, state_store: StateStoreResource
+) -> Selected:
+    plan, identity = found.plan, found.identity
+    states = state_store.open().ledger.states_of_subjects(
+        identity.platform,
+        identity.stable_key,
+        str(DeliveryKind.REPLY),
+        [post.id for post in found.posts],
+    )
+    selection = choose(
+        found.posts,
+        campaign=plan.campaign,
+        identity=identity,
+        ledger_states=states,
+        window_end=plan.window_end,
+        now=datetime.now(UTC),
+        max_replies=plan.campaign.max_replies,
+    )
+    context.add_output_metadata(
+        {
+            "candidates": len(selection.candidates),
+            **{f"skipped_{reason}": n for reason, n in selection.skipped.items()},
+        }
+    )
+    return Selected(
+        plan=plan,
+        identity=identity,
+        candidates=selection.candidates,
+        skipped=dict(selection.skipped),
+        found=len(found.posts),
+    )
+
+
+@op
+def write_replies(
+    context: OpExecutionContext,
+    selected: Selected,
+    platforms: PlatformsResource,
+    reply_writer: ReplyWriterResource,
+) -> Drafted:
+    plan, identity = selected.plan, selected.identity
+    campaign = plan.campaign
+    platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
+    try:
+        writer = reply_writer.get(platform)
+        limit = platform.limits().max_characters
+        drafts = [
+            Draft(
+                delivery_id=delivery_id(
+                    identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
+                ),
+                campaign=campaign.name,
+                account=campaign.account,
+                platform=identity.platform,
+                account_key=identity.stable_key,
+                kind=DeliveryKind.REPLY,
+                subject=post.id,
+                text=writer.write(post, campaign, max_length=limit),
+                in_reply_to=post,
+            )
+            for post in selected.candidates
+        ]
+    finally:
+        platform.close()
+    context.add_output_metadata({"drafts": len(drafts), "writer": writer.name})
+    return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
+
+
+@op(retry_policy=POSTING_RETRY, tags={"kind": "post"})
+def post_replies(
+    context: OpExecutionContext,
+    drafted: Drafted,
+    platforms: PlatformsResource,
+    state_store: StateStoreResource,
+) -> CampaignReport:
+    """Send each draft through the ledger: a post is answered at most once, ever."""
+    plan = drafted.plan
+    replies: list[PostedReply] = []
+    if plan.dry_run:
+        for draft in drafted.drafts:
+            target = draft.in_reply_to.url if draft.in_reply_to else draft.subject
+            context.log.info(f"dry run: would reply to {target}: {draft.text!r}")
+            replies.append(
+                PostedReply(
+                    delivery_id=draft.delivery_id,
+                    outcome="dry_run",
+                    in_reply_to_url=target,
+                    text=draft.text,
+                )
+            )
+    else:
+        platform = platforms.connect(platforms.campaigns().accounts[plan.campaign.account])
+        deliverer = Deliverer(state_store.open().ledger, platform, run_id=context.run_id)
+        try:
+            for draft in drafted.drafts:
+                result = deliverer.deliver(draft)
+                replies.append(
+                    PostedReply(
+                        delivery_id=draft.delivery_id,
+                        outcome=str(result.outcome),
+                        url=result.url,
+                        in_reply_to_url=draft.in_reply_to.url if draft.in_reply_to else "",
+                        text=draft.text,
+                        error=result.error,
+                    )
+                )
+                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
+                    context.log.info(f"replied: {result.url}")
+                elif result.error:
+                    context.log.warning(f"{result.outcome}: {result.error}")
+        finally:
+            platform.close()
+    report = CampaignReport(
+        campaign=plan.campaign.name,
+        account=plan.campaign.account,
+        dry_run=plan.dry_run,
+        found=drafted.found,
+        replies=replies,
+        skipped=drafted.skipped,
+    )
+    outcomes = Counter(reply.outcome for reply in replies)
+    context.add_output_metadata(
+        {
+            **{f"replies_{name}": count for name, count in outcomes.items()},
+            "already_answered": report.already_answered,
+            **{
+                f"reply_{index}": MetadataValue.url(reply.url)
+                for index, reply in enumerate(replies, 1)
+                if reply.url
+            },
+        }
+    )
+    pending = outcomes[str(Outcome.FAILED)] + outcomes[str(Outcome.UNKNOWN)]
+    if pending:
+        # The ledger makes a retry of this step harmless: sent ones are skipped, unknown ones
+        # are reconciled before anything is sent again.
+        raise Failure(
+            description=f"{pending} deliveries of {plan.campaign.name} are not settled yet",
+            metadata={"errors": MetadataValue.json([r.error for r in replies if r.error][:20])},
+        )
+    return report
+
+
+@op
+def summarize(context: OpExecutionContext, reports: list[CampaignReport]) -> list[CampaignReport]:
+    new = sum(report.new for report in reports)
+    already = sum(report.already_answered for report in reports)
+    metadata: dict[str, object] = {
+        "campaigns": len(reports),
+        "replies_new": new,
+        "already_answered": already,
+        "dry_run_drafts": sum(report.count("dry_run") for report in reports),
+    }
+    for report in reports:
+        for index, reply in enumerate(report.replies, 1):
+            if reply.url:
+                metadata[f"{report.campaign}_{index}"] = MetadataValue.url(reply.url)
+    context.add_output_metadata(metadata)
+    context.log.info(f"replies: {new} new, {already} already answered")
+    return sorted(reports, key=lambda report: report.campaign)

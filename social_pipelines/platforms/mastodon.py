@@ -1,0 +1,237 @@
+"""Mastodon (and the sandbox, which speaks the same API): the first real adapter.
+
+Works against any Mastodon server given its instance URL and an access token. Limits are
+read from the instance (`/api/v2/instance`), never assumed; the account's identity is its
+id plus the instance's own domain, so the same account reached through another address
+(or the sandbox on another port) keeps its delivery ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from social_pipelines.errors import AuthExpired, Rejected, SocialError
+from social_pipelines.models import (
+    CreatePost,
+    Identity,
+    MediaRef,
+    MediaUpload,
+    PlatformLimits,
+    Published,
+    SocialPost,
+)
+from social_pipelines.platforms.http import (
+    RateLimitInfo,
+    rate_limit_info,
+    status_error,
+    transport_error,
+)
+from social_pipelines.platforms.text import counted_length, html_to_text
+
+NAME = "mastodon"
+SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account statuses
+
+RateLimitObserver = Callable[[str, RateLimitInfo], None]
+
+
+class MastodonPlatform:
+    """One account on one Mastodon instance."""
+
+    name = NAME
+    dedupes_creates = True  # Idempotency-Key, kept by the server for an hour
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        on_rate_limit: RateLimitObserver | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {access_token}", "User-Agent": "social-pipelines"},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._on_rate_limit = on_rate_limit
+        self._identity: Identity | None = None
+        self._limits: PlatformLimits | None = None
+        self._instance: dict[str, Any] | None = None
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        create: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise transport_error(error, platform=NAME, create=create) from None
+        info = rate_limit_info(response.headers)
+        if info is not None and self._on_rate_limit is not None:
+            self._on_rate_limit(endpoint, info)
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                raise status_error(response, platform=NAME, create=create) from None
+        raise self._error(response, create=create)
+
+    def _error(self, response: httpx.Response, *, create: bool) -> SocialError:
+        if response.status_code == 401:
+            return AuthExpired(
+                "access token refused",
+                platform=NAME,
+                status_code=401,
+                detail=response.text,
+            )
+        if response.status_code in (403, 404, 410, 422):
+            return Rejected(
+                _error_message(response), platform=NAME, status_code=response.status_code
+            )
+        return status_error(response, platform=NAME, create=create)
+
+    # -- Platform --------------------------------------------------------------------------
+
+    def _instance_info(self) -> dict[str, Any]:
+        if self._instance is None:
+            self._instance = self._request("GET", "/api/v2/instance", endpoint="read")
+        return self._instance
+
+    def whoami(self) -> Identity:
+        if self._identity is None:
+            account = self._request(
+                "GET", "/api/v1/accounts/verify_credentials", endpoint="read"
+            )
+            self._identity = Identity(
+                platform=NAME,
+                account_id=str(account["id"]),
+                handle=account.get("acct") or account["username"],
+                domain=str(self._instance_info().get("domain") or ""),
+            )
+        return self._identity
+
+    def limits(self) -> PlatformLimits:
+        if self._limits is None:
+            config = self._instance_info().get("configuration") or {}
+            statuses = config.get("statuses") or {}
+            media = config.get("media_attachments") or {}
+            self._limits = PlatformLimits(
+                max_characters=int(statuses.get("max_characters", 500)),
+                characters_per_url=int(statuses.get("characters_reserved_per_url", 23)),
+                max_media=int(statuses.get("max_media_attachments", 4)),
+                max_image_bytes=media.get("image_size_limit"),
+                max_image_pixels=media.get("image_matrix_limit"),
+                image_mime_types=tuple(
+                    m for m in media.get("supported_mime_types", ()) if m.startswith("image/")
+                )
+                or ("image/jpeg", "image/png"),
+                max_alt_text=media.get("description_limit"),
+            )
+        return self._limits
+
+    def text_length(self, text: str) -> int:
+        return counted_length(text, characters_per_url=self.limits().characters_per_url)
+
+    def search(self, query: str, *, limit: int) -> list[SocialPost]:
+        statuses = self._request(
+            "GET",
+            "/api/v2/search",
+            endpoint="search",
+            params={"q": query, "type": "statuses", "limit": min(limit, SEARCH_PAGE_LIMIT)},
+        )["statuses"]
+        return [self._post(status) for status in statuses]
+
+    def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
+        body: dict[str, Any] = {"status": post.text}
+        if post.in_reply_to_id:
+            body["in_reply_to_id"] = post.in_reply_to_id
+        if post.media_ids:
+            body["media_ids"] = list(post.media_ids)
+        if post.language:
+            body["language"] = post.language
+        status = self._request(
+            "POST",
+            "/api/v1/statuses",
+            endpoint="write",
+            create=True,
+            json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return Published(
+            remote_id=str(status["id"]),
+            url=status.get("url") or status.get("uri") or "",
+            created_at=_timestamp(status.get("created_at")),
+        )
+
+    def upload_media(self, media: MediaUpload) -> MediaRef:
+        attachment = self._request(
+            "POST",
+            "/api/v2/media",
+            endpoint="media",
+            create=True,
+            files={"file": (media.filename, media.data, media.mime_type)},
+            data={"description": media.alt_text} if media.alt_text else None,
+        )
+        return MediaRef(platform=NAME, id=str(attachment["id"]), url=attachment.get("url") or "")
+
+    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
+        account_id = self.whoami().account_id
+        statuses = self._request(
+            "GET",
+            f"/api/v1/accounts/{account_id}/statuses",
+            endpoint="read",
+            params={"limit": min(limit, SEARCH_PAGE_LIMIT)},
+        )
+        return [self._post(status) for status in statuses]
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    def _post(self, status: dict[str, Any]) -> SocialPost:
+        account = status.get("account") or {}
+        return SocialPost(
+            platform=NAME,
+            id=str(status["id"]),
+            author_id=str(account.get("id", "")),
+            author_handle=account.get("acct") or account.get("username") or "",
+            text=html_to_text(status.get("content") or ""),
+            url=status.get("url") or status.get("uri") or "",
+            created_at=_timestamp(status.get("created_at")) or datetime.min.replace(tzinfo=UTC),
+            in_reply_to_id=(
+                str(status["in_reply_to_id"]) if status.get("in_reply_to_id") else None
+            ),
+            language=status.get("language"),
+        )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    return f"HTTP {response.status_code}"

@@ -1,0 +1,73 @@
+"""What flows between the reply job's steps, as plain values (no Dagster here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from social_pipelines.campaigns import Campaign
+from social_pipelines.models import Draft, Identity, SocialPost
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CampaignPlan(_Step):
+    """One campaign in one two-hour window, with the run's overrides already applied."""
+
+    campaign: Campaign
+    window_start: datetime
+    window_end: datetime
+    dry_run: bool = False
+
+
+class Found(_Step):
+    plan: CampaignPlan
+    identity: Identity
+    posts: list[SocialPost]
+
+
+class Selected(_Step):
+    plan: CampaignPlan
+    identity: Identity
+    candidates: list[SocialPost]
+    skipped: dict[str, int] = Field(default_factory=dict)
+    found: int = 0
+
+
+class Drafted(_Step):
+    plan: CampaignPlan
+    drafts: list[Draft]
+    skipped: dict[str, int] = Field(default_factory=dict)
+    found: int = 0
+
+
+class PostedReply(_Step):
+    delivery_id: str
+    outcome: str
+    url: str = ""
+    in_reply_to_url: str = ""
+    text: str = ""
+    error: str = ""
+
+
+class CampaignReport(_Step):
+    campaign: str
+    account: str
+    dry_run: bool
+    found: int
+    replies: list[PostedReply]
+    skipped: dict[str, int]
+
+    def count(self, *outcomes: str) -> int:
+        return sum(1 for reply in self.replies if reply.outcome in outcomes)
+
+    @property
+    def new(self) -> int:
+        return self.count("sent", "reconciled")
+
+    @property
+    def already_answered(self) -> int:
+        return self.skipped.get("already_answered", 0) + self.count("already_sent")

@@ -1,0 +1,59 @@
+"""Dagster resources: thin wrappers that hand the plain-Python layers to ops.
+
+Secrets never pass through here as config: tokens are read from the environment variable
+an account names, and a database URL (which may hold a password) comes in as an `EnvVar`.
+"""
+
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from social_pipelines.campaigns import AccountConfig, CampaignBook, load_campaigns
+from social_pipelines.platforms.base import Platform
+from social_pipelines.platforms.registry import connect
+from social_pipelines.replies.base import ReplyWriter
+from social_pipelines.replies.template import TemplateReplyWriter
+from social_pipelines.settings import get_settings
+from social_pipelines.store import StateStore
+
+
+class StateStoreResource(ConfigurableResource):
+    """The ledger and the rest of the state store (SQLite by default, PostgreSQL in
+    production), shared by every run process."""
+
+    database_url: str = ""
+
+    def open(self) -> StateStore:
+        return StateStore.open(self.database_url or get_settings().state_store_url)
+
+
+class PlatformsResource(ConfigurableResource):
+    """Accounts and campaigns from the campaigns file, and connected platform clients."""
+
+    campaigns_file: str = ""
+    http_timeout: float = 0.0
+
+    def campaigns(self) -> CampaignBook:
+        settings = get_settings()
+        path = Path(self.campaigns_file) if self.campaigns_file else settings.campaigns_file
+        return load_campaigns(path, settings.variables())
+
+    def connect(self, account: AccountConfig) -> Platform:
+        settings = get_settings()
+        return connect(
+            account,
+            account.token(settings.variables()),
+            timeout=self.http_timeout or settings.http_timeout,
+        )
+
+
+class ReplyWriterResource(ConfigurableResource):
+    """Which writer drafts replies: the offline template writer by default."""
+
+    writer: str = "template"
+
+    def get(self, platform: Platform) -> ReplyWriter:
+        if self.writer != "template":
+            raise ValueError(f"reply writer {self.writer!r} is unknown; available: template")
+        return TemplateReplyWriter(length=platform.text_length)

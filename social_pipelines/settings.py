@@ -1,0 +1,117 @@
+"""Every environment variable the project reads, validated once when the definitions load.
+
+A bad value fails at load with a message that names the variable, what is wrong with the
+value and what is allowed, instead of surfacing mid-run as a confusing stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from social_pipelines.errors import ConfigError
+
+ENV_PREFIX = "SOCIAL_"
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CAMPAIGNS_FILE = PACKAGE_DIR / "defaults" / "campaigns.toml"
+
+
+def dagster_home() -> Path:
+    """Where Dagster keeps its storage; the state store defaults to living beside it."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home")
+
+
+class Settings(BaseSettings):
+    """The project's settings (prefix `SOCIAL_`, `.env` supported)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the state store; empty means a SQLite file under "
+        "DAGSTER_HOME. postgresql:// URLs use psycopg 3.",
+    )
+    campaigns_file: Path = Field(
+        default=DEFAULT_CAMPAIGNS_FILE,
+        description="TOML file with the reply campaigns and the accounts they post as.",
+    )
+    sandbox_url: str = Field(
+        default="http://127.0.0.1:8765",
+        description="Base URL of the local sandbox platform, for accounts that use it.",
+    )
+    sandbox_token: SecretStr = Field(
+        default=SecretStr("sandbox-token-brand"),
+        description="Access token of the sandbox's brand account (not a real credential).",
+    )
+    http_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds before any platform call times out."
+    )
+    dagster_home: Path = Field(
+        default_factory=dagster_home,
+        validation_alias=AliasChoices("DAGSTER_HOME", "SOCIAL_DAGSTER_HOME"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(
+                "must be a sqlite:// or postgresql:// URL (or empty for the embedded default)"
+            )
+        return value
+
+    @field_validator("sandbox_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def variables(self) -> dict[str, str]:
+        """What `${NAME}` references and `token_env` names in the campaigns file resolve
+        to: the environment, with the sandbox defaults filled in."""
+        return {
+            "SOCIAL_SANDBOX_URL": self.sandbox_url,
+            "SOCIAL_SANDBOX_TOKEN": self.sandbox_token.get_secret_value(),
+            **os.environ,
+        }
+
+    @property
+    def state_store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.dagster_home / 'social_state.db'}"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        variable = field if field.isupper() else ENV_PREFIX + field.upper()
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}"
+        lines.append(f"{variable}{shown}: {item['msg']}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, turning pydantic's error into one clear sentence."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,58 @@
+"""Opening the state store: one engine per URL, tuned for each backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from social_pipelines.errors import ConfigError
+
+
+def normalise_url(url: str) -> str:
+    """Route plain `postgresql://` URLs to psycopg 3, the driver the project ships."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://") :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the UI, a sensor) run beside the writer; busy_timeout makes a
+    # concurrent writer wait instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise ConfigError(f"SOCIAL_DATABASE_URL is not a database URL: {error}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that a
+        # claim's read and write happen in one transaction.
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_implicit_begin(dbapi_connection: Any, _record: object) -> None:
+            dbapi_connection.isolation_level = None
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    raise ConfigError(
+        f"SOCIAL_DATABASE_URL uses {parsed.get_backend_name()!r}; allowed: sqlite, postgresql"
+    )

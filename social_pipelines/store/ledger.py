@@ -1,0 +1,362 @@
+"""The delivery ledger: the record that makes every post and reply happen at most once.
+
+A delivery row moves `planned -> sending -> sent`, or to `failed` (retryable, maybe with a
+not-before time), `dead` (permanent, with its reason) or `unknown` (it may have reached the
+platform). Every transition is one conditional UPDATE, so two runs racing for the same
+delivery cannot both win the claim, on SQLite or PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from social_pipelines.errors import SocialError, excerpt
+from social_pipelines.models import DeliveryState, Draft, Published
+from social_pipelines.store.schema import deliveries, delivery_attempts
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    delivery_id: str
+    platform: str
+    account_key: str
+    kind: str
+    subject: str
+    campaign: str | None
+    state: DeliveryState
+    text: str
+    content_hash: str
+    remote_id: str | None
+    remote_url: str | None
+    attempts: int
+    not_before: datetime | None
+    lease_until: datetime | None
+    run_id: str | None
+    error_kind: str | None
+    status_code: int | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: sa.Row) -> DeliveryRecord:
+        values = dict(row._mapping)
+        values["state"] = DeliveryState(values["state"])
+        return cls(**values)
+
+    @property
+    def published(self) -> Published | None:
+        if self.state != DeliveryState.SENT or self.remote_id is None:
+            return None
+        return Published(remote_id=self.remote_id, url=self.remote_url or "")
+
+
+class ClaimResult(StrEnum):
+    CLAIMED = "claimed"  # ours to send
+    RECONCILE = "reconcile"  # ours, but it may already be out: look before sending
+    SENT = "sent"  # done before; return its remote id and URL
+    IN_FLIGHT = "in_flight"  # another run holds it right now
+    DEFERRED = "deferred"  # not before `record.not_before`
+    DEAD = "dead"  # given up, with its reason
+
+
+@dataclass(frozen=True)
+class Claim:
+    result: ClaimResult
+    record: DeliveryRecord
+    attempt: int = 0
+
+
+class Ledger:
+    """Reads and moves delivery rows; every method is its own short transaction."""
+
+    def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, delivery_id: str) -> DeliveryRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+            ).first()
+        return DeliveryRecord.from_row(row) if row else None
+
+    def states_of_subjects(
+        self, platform: str, account_key: str, kind: str, subjects: Iterable[str]
+    ) -> dict[str, DeliveryState]:
+        """The ledger state of each subject that has a row (e.g. posts already answered)."""
+        wanted = list(dict.fromkeys(subjects))
+        found: dict[str, DeliveryState] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                rows = connection.execute(
+                    sa.select(deliveries.c.subject, deliveries.c.state).where(
+                        deliveries.c.platform == platform,
+                        deliveries.c.account_key == account_key,
+                        deliveries.c.kind == kind,
+                        deliveries.c.subject.in_(wanted[start : start + 500]),
+                    )
+                )
+                found.update({row.subject: DeliveryState(row.state) for row in rows})
+        return found
+
+    def count_sent(self, platform: str, account_key: str, since: datetime) -> int:
+        """Posts sent by an account since a time: quotas are counted here, nowhere else."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).where(
+                    deliveries.c.platform == platform,
+                    deliveries.c.account_key == account_key,
+                    deliveries.c.state == DeliveryState.SENT,
+                    deliveries.c.sent_at >= since,
+                )
+            ).scalar_one()
+
+    def list(
+        self,
+        *,
+        states: Iterable[DeliveryState] | None = None,
+        campaign: str | None = None,
+        limit: int = 1000,
+    ) -> list[DeliveryRecord]:
+        query = sa.select(deliveries).order_by(deliveries.c.created_at).limit(limit)
+        if states is not None:
+            query = query.where(deliveries.c.state.in_([str(s) for s in states]))
+        if campaign is not None:
+            query = query.where(deliveries.c.campaign == campaign)
+        with self.engine.connect() as connection:
+            return [DeliveryRecord.from_row(row) for row in connection.execute(query)]
+
+    def attempts(self, delivery_id: str) -> list[sa.Row]:
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(delivery_attempts)
+                    .where(delivery_attempts.c.delivery_id == delivery_id)
+                    .order_by(delivery_attempts.c.id)
+                )
+            )
+
+    # -- moving ------------------------------------------------------------------------
+
+    def plan(self, draft: Draft) -> DeliveryRecord:
+        """Record a delivery as planned, unless it exists: then the existing row wins.
+
+        The text stored is the first one planned; a later, different draft of the same
+        delivery (a changed template) does not replace what may already be out.
+        """
+        now = self.clock()
+        values = {
+            "delivery_id": draft.delivery_id,
+            "platform": draft.platform,
+            "account_key": draft.account_key,
+            "kind": str(draft.kind),
+            "subject": draft.subject,
+            "campaign": draft.campaign,
+            "state": str(DeliveryState.PLANNED),
+            "text": draft.text,
+            "content_hash": content_hash(draft.text),
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.engine.begin() as connection:
+            connection.execute(_insert_ignore(connection, values))
+            row = connection.execute(
+                sa.select(deliveries).where(deliveries.c.delivery_id == draft.delivery_id)
+            ).one()
+        return DeliveryRecord.from_row(row)
+
+    def claim(self, delivery_id: str, *, run_id: str | None, lease: timedelta) -> Claim:
+        """Take a delivery for one send attempt, atomically.
+
+        A planned or due failed row is claimed for sending; an unknown row, or a sending
+        row whose claimant's lease ran out (a killed process), is claimed for
+        reconciliation first. Anything else is reported as it is.
+        """
+        now = self.clock()
+        c = deliveries.c
+        sendable = sa.and_(
+            c.state.in_([str(DeliveryState.PLANNED), str(DeliveryState.FAILED)]),
+            sa.or_(c.not_before.is_(None), c.not_before <= now),
+        )
+        doubtful = sa.or_(
+            c.state == str(DeliveryState.UNKNOWN),
+            sa.and_(c.state == str(DeliveryState.SENDING), c.lease_until < now),
+        )
+        with self.engine.begin() as connection:
+            before = connection.execute(
+                sa.select(c.state, c.lease_until).where(c.delivery_id == delivery_id)
+            ).first()
+            if before is None:
+                raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
+            result = connection.execute(
+                deliveries.update()
+                .where(c.delivery_id == delivery_id, sa.or_(sendable, doubtful))
+                .values(
+                    state=str(DeliveryState.SENDING),
+                    attempts=c.attempts + 1,
+                    lease_until=now + lease,
+                    run_id=run_id,
+                    updated_at=now,
+                )
+            )
+            row = connection.execute(
+                sa.select(deliveries).where(c.delivery_id == delivery_id)
+            ).one()
+            record = DeliveryRecord.from_row(row)
+            if result.rowcount != 1:
+                return Claim(_why_not_claimed(record, now), record)
+            connection.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=delivery_id,
+                    attempt=record.attempts,
+                    run_id=run_id,
+                    started_at=now,
+                )
+            )
+        was_doubtful = before.state == DeliveryState.UNKNOWN or (
+            before.state == DeliveryState.SENDING
+        )
+        return Claim(
+            ClaimResult.RECONCILE if was_doubtful else ClaimResult.CLAIMED, record, record.attempts
+        )
+
+    def record_sent(
+        self,
+        delivery_id: str,
+        attempt: int,
+        published: Published,
+        *,
+        outcome: str = "sent",
+    ) -> DeliveryRecord:
+        now = self.clock()
+        return self._finish(
+            delivery_id,
+            attempt,
+            outcome=outcome,
+            values={
+                "state": str(DeliveryState.SENT),
+                "remote_id": published.remote_id,
+                "remote_url": published.url,
+                "sent_at": now,
+                "not_before": None,
+                "lease_until": None,
+                "error_kind": None,
+                "status_code": None,
+                "error": None,
+            },
+        )
+
+    def record_error(
+        self,
+        delivery_id: str,
+        attempt: int,
+        error: SocialError,
+        *,
+        state: DeliveryState,
+        not_before: datetime | None = None,
+        outcome: str | None = None,
+    ) -> DeliveryRecord:
+        """Close an attempt that did not end in `sent`: failed, unknown or dead."""
+        if state not in (DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.DEAD):
+            raise ValueError(f"record_error cannot move a delivery to {state}")
+        return self._finish(
+            delivery_id,
+            attempt,
+            outcome=outcome or str(state),
+            status_code=error.status_code,
+            error_kind=error.kind,
+            error=excerpt(str(error)),
+            values={
+                "state": str(state),
+                "not_before": not_before,
+                "lease_until": None,
+                "error_kind": error.kind,
+                "status_code": error.status_code,
+                "error": excerpt(str(error)),
+            },
+        )
+
+    def _finish(
+        self,
+        delivery_id: str,
+        attempt: int,
+        *,
+        outcome: str,
+        values: dict[str, object],
+        status_code: int | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+    ) -> DeliveryRecord:
+        now = self.clock()
+        c = deliveries.c
+        with self.engine.begin() as connection:
+            # Only the claimant of this attempt may close it: a run whose lease ran out and
+            # whose row was taken over must not overwrite the newer attempt's outcome.
+            result = connection.execute(
+                deliveries.update()
+                .where(
+                    c.delivery_id == delivery_id,
+                    c.attempts == attempt,
+                    c.state == str(DeliveryState.SENDING),
+                )
+                .values(updated_at=now, **values)
+            )
+            connection.execute(
+                delivery_attempts.update()
+                .where(
+                    delivery_attempts.c.delivery_id == delivery_id,
+                    delivery_attempts.c.attempt == attempt,
+                )
+                .values(
+                    finished_at=now,
+                    outcome=outcome if result.rowcount == 1 else f"superseded:{outcome}",
+                    status_code=status_code,
+                    error_kind=error_kind,
+                    error=error,
+                )
+            )
+            row = connection.execute(
+                sa.select(deliveries).where(c.delivery_id == delivery_id)
+            ).one()
+        return DeliveryRecord.from_row(row)
+
+
+def _why_not_claimed(record: DeliveryRecord, now: datetime) -> ClaimResult:
+    if record.state == DeliveryState.SENT:
+        return ClaimResult.SENT
+    if record.state == DeliveryState.DEAD:
+        return ClaimResult.DEAD
+    if record.state == DeliveryState.SENDING:
+        return ClaimResult.IN_FLIGHT
+    return ClaimResult.DEFERRED
+
+
+def _insert_ignore(connection: sa.Connection, values: dict[str, object]) -> sa.Executable:
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(deliveries).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(deliveries).values(**values).on_conflict_do_nothing()

@@ -1,0 +1,48 @@
+"""Creating and upgrading the schema, automatically and idempotently.
+
+Every process calls `ensure_schema` on start; under a lock (an advisory lock on PostgreSQL,
+a write transaction on SQLite) only the first one changes anything, and the version row
+records how far the schema has been brought.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from social_pipelines.store.schema import metadata, schema_version
+
+# Upgrades after the first version, in order: (version reached, step). A step receives the
+# connection inside the schema transaction. Tables new in a version are created by
+# `create_all` itself; steps are for changes to existing tables.
+UPGRADES: list[tuple[int, Callable[[sa.Connection], None]]] = []
+CURRENT_VERSION = 1 + len(UPGRADES)
+_LOCK_KEY = 0x50C1A1  # an arbitrary constant naming this project's schema lock
+
+
+def _current_version(connection: sa.Connection) -> int:
+    row = connection.execute(sa.select(schema_version.c.version)).first()
+    return row.version if row else 0
+
+
+def ensure_schema(engine: sa.Engine) -> int:
+    """Bring the store to `CURRENT_VERSION`; returns the version found before."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        metadata.create_all(connection, checkfirst=True)
+        found = _current_version(connection)
+        if found > CURRENT_VERSION:
+            raise RuntimeError(
+                f"the state store is at schema version {found}, newer than this code "
+                f"({CURRENT_VERSION}): upgrade social_pipelines"
+            )
+        for version, step in UPGRADES:
+            if 0 < found < version:
+                step(connection)
+        if found == 0:
+            connection.execute(schema_version.insert().values(id=1, version=CURRENT_VERSION))
+        elif found < CURRENT_VERSION:
+            connection.execute(schema_version.update().values(version=CURRENT_VERSION))
+        return found

@@ -1,0 +1,98 @@
+"""The state store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+The ledger is the single source of truth for what was sent: quotas are counted from it and
+re-runs consult it, so there is no second bookkeeping that can drift from it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite would hand back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the state store; use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: datetime | None, dialect: sa.Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+schema_version = sa.Table(
+    "social_schema_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(64), primary_key=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("account_key", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # What the delivery is for: the id of the post answered, or outbox post id and target.
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("campaign", sa.String(128), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False, default=""),
+    sa.Column("content_hash", sa.String(64), nullable=False, default=""),
+    sa.Column("remote_id", sa.String(255), nullable=True),
+    sa.Column("remote_url", sa.String(1024), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("not_before", UtcDateTime(), nullable=True),
+    # A `sending` row belongs to its claimant until then; afterwards it counts as unknown.
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("error_kind", sa.String(32), nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("platform", "account_key", "kind", "subject", name="uq_delivery_subject"),
+)
+sa.Index(
+    "ix_deliveries_sent", deliveries.c.platform, deliveries.c.account_key, deliveries.c.sent_at
+)
+sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.not_before)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "delivery_id",
+        sa.String(64),
+        sa.ForeignKey("deliveries.delivery_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    # sent, reconciled, failed, unknown, dead, deferred
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error_kind", sa.String(32), nullable=True),
+    sa.Column("error", sa.String(2048), nullable=True),
+)

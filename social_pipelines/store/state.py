@@ -1,0 +1,40 @@
+"""The state store as one object: an engine with its schema in place, and the ledger."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import sqlalchemy as sa
+
+from social_pipelines.store.engine import create_engine
+from social_pipelines.store.ledger import Clock, Ledger, utcnow
+from social_pipelines.store.migrate import ensure_schema
+
+
+class StateStore:
+    """Opened once per process and URL (engines and their pools must not cross a fork)."""
+
+    _opened: dict[tuple[int, str], StateStore] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, url: str, *, clock: Clock = utcnow) -> None:
+        self.url = url
+        self.engine: sa.Engine = create_engine(url)
+        ensure_schema(self.engine)
+        self.ledger = Ledger(self.engine, clock=clock)
+
+    @classmethod
+    def open(cls, url: str) -> StateStore:
+        key = (os.getpid(), url)
+        with cls._lock:
+            if key not in cls._opened:
+                cls._opened[key] = cls(url)
+            return cls._opened[key]
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
