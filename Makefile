@@ -44,7 +44,7 @@ lint: $(STAMP)
 
 # The UI and the daemon (schedules, sensors, queued runs), both on loopback.
 dev: $(STAMP) home
-	$(BIN)/dagster dev --host $(HOST) --port $(PORT)
+	$(BIN)/social-pipelines dev --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -39,6 +39,7 @@ class DeliveryRecord:
     kind: str
     subject: str
     campaign: str | None
+    account: str
     state: DeliveryState
     text: str
     content_hash: str
@@ -75,6 +76,14 @@ class ClaimResult(StrEnum):
     IN_FLIGHT = "in_flight"  # another run holds it right now
     DEFERRED = "deferred"  # not before `record.not_before`
     DEAD = "dead"  # given up, with its reason
+
+
+@dataclass(frozen=True)
+class QuotaRule:
+    """At most `limit` posts per account in any `window` (counted from `sent` rows)."""
+
+    limit: int
+    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ class Ledger:
             "kind": str(draft.kind),
             "subject": draft.subject,
             "campaign": draft.campaign,
+            "account": draft.account,
             "state": str(DeliveryState.PLANNED),
             "text": draft.text,
             "content_hash": content_hash(draft.text),
@@ -186,12 +196,22 @@ class Ledger:
             ).one()
         return DeliveryRecord.from_row(row)
 
-    def claim(self, delivery_id: str, *, run_id: str | None, lease: timedelta) -> Claim:
+    def claim(
+        self,
+        delivery_id: str,
+        *,
+        run_id: str | None,
+        lease: timedelta,
+        quotas: Iterable[QuotaRule] = (),
+    ) -> Claim:
         """Take a delivery for one send attempt, atomically.
 
         A planned or due failed row is claimed for sending; an unknown row, or a sending
         row whose claimant's lease ran out (a killed process), is claimed for
-        reconciliation first. Anything else is reported as it is.
+        reconciliation first. Anything else is reported as it is. When a posting quota of
+        the account is used up (sent rows plus sends in flight), the row gets a not-before
+        time instead and the claim says DEFERRED: quota and claim are one transaction, so
+        racing runs cannot overshoot it together.
         """
         now = self.clock()
         c = deliveries.c
@@ -205,10 +225,29 @@ class Ledger:
         )
         with self.engine.begin() as connection:
             before = connection.execute(
-                sa.select(c.state, c.lease_until).where(c.delivery_id == delivery_id)
+                sa.select(deliveries).where(c.delivery_id == delivery_id)
             ).first()
             if before is None:
                 raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
+            if quotas and connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"{before.platform}:{before.account_key}"},
+                )
+            until = self._quota_until(connection, before, quotas, now) if quotas else None
+            if until is not None:
+                connection.execute(
+                    deliveries.update()
+                    .where(c.delivery_id == delivery_id, sendable)
+                    .values(not_before=until, error_kind="quota_exhausted", updated_at=now)
+                )
+                row = connection.execute(
+                    sa.select(deliveries).where(c.delivery_id == delivery_id)
+                ).one()
+                record = DeliveryRecord.from_row(row)
+                if record.state in (DeliveryState.PLANNED, DeliveryState.FAILED):
+                    return Claim(ClaimResult.DEFERRED, record)
+                return Claim(_why_not_claimed(record, now), record)
             result = connection.execute(
                 deliveries.update()
                 .where(c.delivery_id == delivery_id, sa.or_(sendable, doubtful))
@@ -234,12 +273,104 @@ class Ledger:
                     started_at=now,
                 )
             )
-        was_doubtful = before.state == DeliveryState.UNKNOWN or (
-            before.state == DeliveryState.SENDING
-        )
+        was_doubtful = before.state in (DeliveryState.UNKNOWN, DeliveryState.SENDING)
         return Claim(
             ClaimResult.RECONCILE if was_doubtful else ClaimResult.CLAIMED, record, record.attempts
         )
+
+    def _quota_until(
+        self,
+        connection: sa.Connection,
+        row: sa.Row,
+        quotas: Iterable[QuotaRule],
+        now: datetime,
+    ) -> datetime | None:
+        """When the account may post again, or None if it may post now."""
+        c = deliveries.c
+        mine = sa.and_(
+            c.platform == row.platform,
+            c.account_key == row.account_key,
+            c.delivery_id != row.delivery_id,
+        )
+        in_flight = connection.execute(
+            sa.select(sa.func.count()).where(
+                mine, c.state == str(DeliveryState.SENDING), c.lease_until >= now
+            )
+        ).scalar_one()
+        latest: datetime | None = None
+        for rule in quotas:
+            since = now - rule.window
+            sent_times = list(
+                connection.execute(
+                    sa.select(c.sent_at)
+                    .where(mine, c.state == str(DeliveryState.SENT), c.sent_at >= since)
+                    .order_by(c.sent_at)
+                ).scalars()
+            )
+            used = len(sent_times) + in_flight
+            if used < rule.limit:
+                continue
+            # The window frees when enough of the sent rows have aged out of it; sends in
+            # flight age out no sooner than the newest sent row.
+            free_index = used - rule.limit
+            frees_at = (
+                sent_times[free_index] + rule.window
+                if free_index < len(sent_times)
+                else (sent_times[-1] if sent_times else now) + rule.window
+            )
+            latest = frees_at if latest is None else max(latest, frees_at)
+        return latest
+
+    def defer(self, delivery_id: str, until: datetime, reason: str) -> DeliveryRecord:
+        """Give a not-yet-sent delivery a not-before time (a long wait, an open circuit)."""
+        now = self.clock()
+        c = deliveries.c
+        with self.engine.begin() as connection:
+            connection.execute(
+                deliveries.update()
+                .where(
+                    c.delivery_id == delivery_id,
+                    c.state.in_([str(DeliveryState.PLANNED), str(DeliveryState.FAILED)]),
+                )
+                .values(not_before=until, error_kind=reason, updated_at=now)
+            )
+            row = connection.execute(
+                sa.select(deliveries).where(c.delivery_id == delivery_id)
+            ).one()
+        return DeliveryRecord.from_row(row)
+
+    def due(self, *, limit: int = 500) -> list[DeliveryRecord]:
+        """Deliveries a later run must finish: failed ones whose time has come, unknown
+        ones, and sending ones whose claimant is gone."""
+        now = self.clock()
+        c = deliveries.c
+        query = (
+            sa.select(deliveries)
+            .where(
+                sa.or_(
+                    sa.and_(
+                        c.state.in_([str(DeliveryState.FAILED), str(DeliveryState.PLANNED)]),
+                        sa.or_(c.not_before.is_(None), c.not_before <= now),
+                    ),
+                    c.state == str(DeliveryState.UNKNOWN),
+                    sa.and_(c.state == str(DeliveryState.SENDING), c.lease_until < now),
+                )
+            )
+            .order_by(c.created_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [DeliveryRecord.from_row(row) for row in connection.execute(query)]
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest not-before time among deferred deliveries (for a sensor's cursor)."""
+        c = deliveries.c
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.min(c.not_before)).where(
+                    c.state.in_([str(DeliveryState.FAILED), str(DeliveryState.PLANNED)])
+                )
+            ).scalar_one()
 
     def record_sent(
         self,

@@ -52,6 +52,9 @@ deliveries = sa.Table(
     # What the delivery is for: the id of the post answered, or outbox post id and target.
     sa.Column("subject", sa.String(255), nullable=False),
     sa.Column("campaign", sa.String(128), nullable=True),
+    # The account's name in the campaigns file: what a later run connects with to send a
+    # deferred delivery without searching again.
+    sa.Column("account", sa.String(64), nullable=False, default=""),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("text", sa.Text, nullable=False, default=""),
     sa.Column("content_hash", sa.String(64), nullable=False, default=""),
@@ -95,4 +98,39 @@ delivery_attempts = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("error_kind", sa.String(32), nullable=True),
     sa.Column("error", sa.String(2048), nullable=True),
+)
+
+circuit_breakers = sa.Table(
+    "circuit_breakers",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("fail_counter", sa.Integer, nullable=False, default=0),
+    sa.Column("success_counter", sa.Integer, nullable=False, default=0),
+    sa.Column("opened_at", UtcDateTime(), nullable=True),
+    # The one process allowed to make the half-open trial call, and until when.
+    sa.Column("trial_owner", sa.String(64), nullable=True),
+    sa.Column("trial_until", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+breaker_events = sa.Table(
+    "breaker_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, index=True),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.String(2048), nullable=True),
+)
+
+rate_blocks = sa.Table(
+    "rate_blocks",
+    metadata,
+    # platform:account:bucket; every process consults it before taking a slot.
+    sa.Column("bucket", sa.String(255), primary_key=True),
+    sa.Column("blocked_until", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.String(255), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

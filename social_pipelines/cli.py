@@ -1,0 +1,148 @@
+"""The `social-pipelines` command: the demo behind `make run`, `make dev`, and the ledger.
+
+`demo` is what a newcomer sees first: a local sandbox platform, a few dozen posts, one run
+of the reply job on the real Dagster instance (so the run shows up in the UI afterwards),
+and the replies it posted. Run it again and it posts nothing new, because the ledger
+remembers every reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from social_pipelines.errors import ConfigError
+from social_pipelines.settings import Settings, load_settings
+
+
+def _sandbox_db(settings: Settings) -> Path:
+    return settings.dagster_home / "sandbox.db"
+
+
+def _print_reports(reports: list) -> tuple[int, int]:  # list[CampaignReport]
+    new = already = 0
+    for report in reports:
+        for reply in report.replies:
+            if reply.outcome in ("sent", "reconciled"):
+                print(f"replied [{report.campaign}] {reply.url}")
+                print(f"    to {reply.in_reply_to_url}: {reply.text}")
+            elif reply.outcome == "dry_run":
+                print(f"would reply [{report.campaign}] to {reply.in_reply_to_url}: {reply.text}")
+            elif reply.outcome not in ("already_sent",):
+                print(f"{reply.outcome} [{report.campaign}] {reply.in_reply_to_url}: {reply.error}")
+        new += report.new
+        already += report.already_answered
+    return new, already
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Start the sandbox, seed it, run reply_job for the last complete window, stop."""
+    from dagster import DagsterInstance
+
+    from social_pipelines.partitions import last_complete_window
+    from social_pipelines.sandbox.demo_posts import demo_posts
+    from social_pipelines.sandbox.process import SandboxProcess
+
+    settings = load_settings()
+    with SandboxProcess(db_path=_sandbox_db(settings)) as sandbox:
+        os.environ["SOCIAL_SANDBOX_URL"] = sandbox.url
+        seeded = sandbox.seed(demo_posts())
+        print(f"sandbox at {sandbox.url} ({seeded['created']} posts seeded)")
+
+        from social_pipelines.definitions import defs
+
+        window = args.window or last_complete_window()
+        run_config = {"ops": {"plan_campaigns": {"config": {"dry_run": args.dry_run}}}}
+        instance = DagsterInstance.get()
+        result = defs.get_job_def("reply_job").execute_in_process(
+            instance=instance,
+            partition_key=window,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        if not result.success:
+            failures = [
+                f"{event.step_key}: {event.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+                for event in result.all_events
+                if event.is_step_failure
+            ]
+            print(f"reply_job failed (run {result.run_id}):", file=sys.stderr)
+            for failure in failures or ["see the run in the Dagster UI"]:
+                print(f"  {failure}", file=sys.stderr)
+            return 1
+        new, already = _print_reports(result.output_for_node("summarize"))
+        print(f"window {window} UTC, run {result.run_id}")
+        print(f"replies: {new} new, {already} already answered")
+    return 0
+
+
+def dev(args: argparse.Namespace) -> int:
+    """The Dagster UI and daemon on loopback, with a seeded sandbox to post to."""
+    import subprocess
+
+    from social_pipelines.sandbox.demo_posts import demo_posts
+    from social_pipelines.sandbox.process import SandboxProcess
+
+    settings = load_settings()
+    port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
+    with SandboxProcess(db_path=_sandbox_db(settings), port=port) as sandbox:
+        sandbox.seed(demo_posts())
+        env = {**os.environ, "SOCIAL_SANDBOX_URL": sandbox.url}
+        print(f"sandbox at {sandbox.url}; Dagster UI at http://{args.host}:{args.port}")
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        command = [dagster, "dev", "--host", args.host, "--port", str(args.port)]
+        try:
+            return subprocess.call(command, env=env)  # noqa: S603 - our own fixed command
+        except KeyboardInterrupt:
+            return 0
+
+
+def ledger(args: argparse.Namespace) -> int:
+    """Print the ledger's deliveries (newest last), optionally only some states."""
+    from social_pipelines.models import DeliveryState
+    from social_pipelines.store import StateStore
+
+    settings = load_settings()
+    store = StateStore.open(settings.state_store_url)
+    states = [DeliveryState(s) for s in args.state] if args.state else None
+    for record in store.ledger.list(states=states, limit=args.limit):
+        print(
+            f"{record.updated_at:%Y-%m-%d %H:%M:%S} {record.state:<8} {record.platform}"
+            f" {record.kind} {record.subject} attempts={record.attempts}"
+            f" {record.remote_url or record.error or ''}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="social-pipelines", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("demo", help="run reply_job once against a local sandbox")
+    run.add_argument("--window", help="partition key, e.g. 2026-11-23-06:00 (default: last)")
+    run.add_argument("--dry-run", action="store_true", help="post nothing, show the drafts")
+    run.set_defaults(handler=demo)
+
+    ui = commands.add_parser("dev", help="Dagster UI and daemon with a seeded sandbox")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=dev)
+
+    show = commands.add_parser("ledger", help="list deliveries in the ledger")
+    show.add_argument("--state", action="append", help="only this state (repeatable)")
+    show.add_argument("--limit", type=int, default=200)
+    show.set_defaults(handler=ledger)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(f"social-pipelines: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""Circuit breakers shared by every process (and, on PostgreSQL, every machine).
+
+pybreaker keeps the state machine; `StoreBreakerStorage` keeps its state in the state
+store. pybreaker's half-open state admits every call and its storage has no
+compare-and-set, so the move to half-open is a conditional UPDATE here: exactly one
+process wins the trial call, the others keep seeing the circuit open until it decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import pybreaker
+import sqlalchemy as sa
+
+from social_pipelines.errors import PLATFORM_UNWELL, CircuitOpen
+from social_pipelines.store.ledger import Clock, utcnow
+from social_pipelines.store.schema import breaker_events, circuit_breakers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    name: str
+    state: str
+    fail_counter: int
+    opened_at: datetime | None
+    reset_at: datetime | None  # when an open circuit lets a trial call through
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != CLOSED
+
+
+class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
+    """pybreaker's storage, one row per breaker in the state store."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        name: str,
+        *,
+        reset_timeout: float,
+        trial_timeout: float = 120.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        super().__init__(name)
+        self.engine = engine
+        self.reset_timeout = reset_timeout
+        self.trial_timeout = trial_timeout
+        self.clock = clock
+        self.owner = uuid.uuid4().hex  # who we are when we hold the trial call
+        self._ensure_row()
+
+    def _ensure_row(self) -> None:
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                sa.select(circuit_breakers.c.name).where(circuit_breakers.c.name == self.name)
+            ).first()
+            if exists is None:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(
+                            circuit_breakers.insert().values(
+                                name=self.name,
+                                state=CLOSED,
+                                fail_counter=0,
+                                success_counter=0,
+                                updated_at=self.clock(),
+                            )
+                        )
+                except sa.exc.IntegrityError:
+                    pass  # another process created it first
+
+    def _row(self) -> sa.Row:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(circuit_breakers).where(circuit_breakers.c.name == self.name)
+            ).one()
+
+    def _update(self, where: sa.ColumnElement[bool] | None = None, **values: object) -> int:
+        condition = circuit_breakers.c.name == self.name
+        if where is not None:
+            condition = sa.and_(condition, where)
+        with self.engine.begin() as connection:
+            return connection.execute(
+                circuit_breakers.update().where(condition).values(updated_at=self.clock(), **values)
+            ).rowcount
+
+    # -- pybreaker's interface ----------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        row = self._row()
+        if row.state == HALF_OPEN and row.trial_owner != self.owner:
+            # Someone else's trial (or a trial whose owner died): closed to us.
+            return OPEN
+        return row.state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        now = self.clock()
+        c = circuit_breakers.c
+        if state == HALF_OPEN:
+            won = self._update(
+                sa.or_(
+                    sa.and_(
+                        c.state == OPEN,
+                        c.opened_at <= now - timedelta(seconds=self.reset_timeout),
+                    ),
+                    sa.and_(c.state == HALF_OPEN, c.trial_until < now),
+                    sa.and_(c.state == HALF_OPEN, c.trial_owner == self.owner),
+                ),
+                state=HALF_OPEN,
+                trial_owner=self.owner,
+                trial_until=now + timedelta(seconds=self.trial_timeout),
+                success_counter=0,
+            )
+            if not won:
+                raise pybreaker.CircuitBreakerError("another process holds the trial call")
+            self._event(OPEN, HALF_OPEN, "reset timeout elapsed: one trial call")
+            return
+        before = self._row().state
+        self._update(state=state, trial_owner=None, trial_until=None)
+        if before != state:
+            self._event(before, state, None)
+
+    def increment_counter(self) -> None:
+        self._update(fail_counter=circuit_breakers.c.fail_counter + 1)
+
+    def reset_counter(self) -> None:
+        self._update(circuit_breakers.c.fail_counter != 0, fail_counter=0)
+
+    def increment_success_counter(self) -> None:
+        self._update(success_counter=circuit_breakers.c.success_counter + 1)
+
+    def reset_success_counter(self) -> None:
+        self._update(circuit_breakers.c.success_counter != 0, success_counter=0)
+
+    @property
+    def counter(self) -> int:
+        return self._row().fail_counter
+
+    @property
+    def success_counter(self) -> int:
+        return self._row().success_counter
+
+    @property
+    def opened_at(self) -> datetime | None:
+        return self._row().opened_at
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        self._update(opened_at=value)
+
+    # -- ours ------------------------------------------------------------------------------
+
+    def _event(self, from_state: str | None, to_state: str, reason: str | None) -> None:
+        suffix = f" ({reason})" if reason else ""
+        log.warning("circuit %s: %s -> %s%s", self.name, from_state, to_state, suffix)
+        with self.engine.begin() as connection:
+            connection.execute(
+                breaker_events.insert().values(
+                    name=self.name,
+                    from_state=from_state,
+                    to_state=to_state,
+                    at=self.clock(),
+                    reason=reason,
+                )
+            )
+
+    def snapshot(self) -> BreakerSnapshot:
+        row = self._row()
+        reset_at = (
+            row.opened_at + timedelta(seconds=self.reset_timeout)
+            if row.state != CLOSED and row.opened_at
+            else None
+        )
+        return BreakerSnapshot(row.name, row.state, row.fail_counter, row.opened_at, reset_at)
+
+
+def _not_platform_failure(error: BaseException) -> bool:
+    """Only failures that say the platform is unwell count; a rejected post does not."""
+    return not isinstance(error, PLATFORM_UNWELL)
+
+
+class SharedBreaker:
+    """One platform account's breaker: a fast check, then pybreaker around the call."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        name: str,
+        *,
+        fail_max: int,
+        reset_timeout: float,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.name = name
+        self.reset_timeout = reset_timeout
+        self.clock = clock
+        self.storage = StoreBreakerStorage(engine, name, reset_timeout=reset_timeout, clock=clock)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[_not_platform_failure],
+            state_storage=self.storage,
+            name=name,
+            throw_new_error_on_trip=False,
+        )
+
+    def snapshot(self) -> BreakerSnapshot:
+        return self.storage.snapshot()
+
+    def _open_error(self, detail: str) -> CircuitOpen:
+        snapshot = self.snapshot()
+        until = snapshot.reset_at or self.clock() + timedelta(seconds=self.reset_timeout)
+        return CircuitOpen(
+            f"circuit {self.name} is open until {until:%Y-%m-%d %H:%M:%S} UTC ({detail})",
+            until=until,
+        )
+
+    def check(self) -> None:
+        """Fail fast, without touching the platform, while the circuit is open."""
+        snapshot = self.snapshot()
+        if snapshot.state == OPEN and snapshot.reset_at and self.clock() < snapshot.reset_at:
+            raise self._open_error("waiting for the reset timeout")
+
+    def call(self, func: Callable[[], T]) -> T:
+        self.check()
+        try:
+            return self.breaker.call(func)
+        except pybreaker.CircuitBreakerError as error:
+            raise self._open_error(str(error)) from None

@@ -1,0 +1,109 @@
+"""The one door to a platform: every call goes through quota, breaker, limiter, retry.
+
+`GuardedPlatform` implements the same `Platform` protocol as the adapter it wraps, so ops
+and the deliverer cannot tell the difference, and cannot go around it. Per call, outermost
+first: circuit breaker check -> rate limiter -> breaker-guarded adapter call (httpx with
+timeouts, answers mapped into errors.py) -> rate-limit headers fed back to the limiter;
+tenacity repeats the whole when the call is safe to repeat. Posting quotas are enforced
+where sends are claimed, in the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from social_pipelines.errors import RateLimited
+from social_pipelines.models import (
+    CreatePost,
+    Identity,
+    MediaRef,
+    MediaUpload,
+    PlatformLimits,
+    Published,
+    SocialPost,
+)
+from social_pipelines.platforms.base import Platform
+from social_pipelines.resilience.breaker import SharedBreaker
+from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.policy import PlatformPolicy
+from social_pipelines.resilience.retry import retrying
+
+T = TypeVar("T")
+
+
+class GuardedPlatform:
+    """A platform account behind its breaker, its rate buckets and bounded retries."""
+
+    def __init__(
+        self,
+        inner: Platform,
+        *,
+        account: str,
+        policy: PlatformPolicy,
+        breaker: SharedBreaker,
+        limits: RateLimits,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.account = account
+        self.policy = policy
+        self.breaker = breaker
+        self.rate_limits = limits
+        self._sleep = sleep
+        self.name = inner.name
+        self.dedupes_creates = inner.dedupes_creates
+
+    def _call(self, endpoint: str, func: Callable[[], T], *, create: bool = False) -> T:
+        def attempt() -> T:
+            self.breaker.check()
+            self.rate_limits.acquire(self.name, self.account, self.policy, endpoint)
+            try:
+                return self.breaker.call(func)
+            except RateLimited as error:
+                # The platform refused for rate: nobody in any process asks again before
+                # it said we may.
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                self.rate_limits.block(
+                    self.rate_limits.bucket_keys(self.name, self.account, self.policy, endpoint),
+                    datetime.now(UTC) + timedelta(seconds=wait),
+                    f"HTTP 429, retry after {wait:.0f} s",
+                )
+                raise
+
+        runner = retrying(
+            self.policy, create=create, dedupes=self.dedupes_creates, sleep=self._sleep
+        )
+        return runner(attempt)
+
+    # -- Platform --------------------------------------------------------------------------
+
+    def whoami(self) -> Identity:
+        return self._call("read", self.inner.whoami)
+
+    def limits(self) -> PlatformLimits:
+        return self._call("read", self.inner.limits)
+
+    def text_length(self, text: str) -> int:
+        return self.inner.text_length(text)
+
+    def search(self, query: str, *, limit: int) -> list[SocialPost]:
+        return self._call("search", lambda: self.inner.search(query, limit=limit))
+
+    def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
+        return self._call(
+            "write",
+            lambda: self.inner.create_post(post, idempotency_key=idempotency_key),
+            create=True,
+        )
+
+    def upload_media(self, media: MediaUpload) -> MediaRef:
+        # An upload publishes nothing: an orphaned attachment is harmless, so it may repeat.
+        return self._call("media", lambda: self.inner.upload_media(media))
+
+    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
+        return self._call("read", lambda: self.inner.recent_own_posts(limit=limit))
+
+    def close(self) -> None:
+        self.inner.close()
