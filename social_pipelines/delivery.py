@@ -5,17 +5,21 @@ The rules of DESIGN.md's delivery ledger live here and nowhere else:
 - a delivery that may already be out (`unknown`, or a claimant that died mid-send) is
   reconciled against the account's own recent posts before anything is sent again;
 - a platform "duplicate" answer triggers reconciliation, not failure;
-- the outcome of every attempt is written down, with the error class when there is one.
+- a create is repeated in place only when it provably never reached the platform or the
+  platform dedupes it (the guarded platform's retries decide that from the error class);
+- a used-up quota, a long rate-limit wait or an open circuit defers the delivery with a
+  not-before time instead of failing or sleeping;
+- a delivery out of attempts, or rejected, is dead with its reason, and stays visible.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from social_pipelines.errors import (
-    AuthExpired,
     CircuitOpen,
     Duplicate,
     OutcomeUnknown,
@@ -26,21 +30,32 @@ from social_pipelines.errors import (
 )
 from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
 from social_pipelines.platforms.base import Platform
-from social_pipelines.store.ledger import ClaimResult, DeliveryRecord, Ledger, content_hash
+from social_pipelines.store.ledger import (
+    Claim,
+    ClaimResult,
+    DeliveryRecord,
+    Ledger,
+    QuotaRule,
+    content_hash,
+)
 
 DEFAULT_LEASE = timedelta(minutes=10)
-RECONCILE_DEPTH = 40
+DEFAULT_MAX_ATTEMPTS = 6
+RECONCILE_LIMIT = 5000
 
 
 class Outcome(StrEnum):
     SENT = "sent"
     RECONCILED = "reconciled"  # it was out already: found on the platform, recorded as sent
     ALREADY_SENT = "already_sent"
-    IN_FLIGHT = "in_flight"
-    DEFERRED = "deferred"
+    IN_FLIGHT = "in_flight"  # another run holds it right now
+    DEFERRED = "deferred"  # waits for a quota window, a rate limit or a circuit
     FAILED = "failed"  # retryable; a later attempt will send it
     UNKNOWN = "unknown"  # may be out; the next attempt reconciles first
     DEAD = "dead"
+
+
+SETTLED = frozenset({Outcome.SENT, Outcome.RECONCILED, Outcome.ALREADY_SENT, Outcome.DEAD})
 
 
 @dataclass(frozen=True)
@@ -51,16 +66,12 @@ class DeliveryResult:
     remote_id: str = ""
     error: str = ""
     error_kind: str = ""
+    not_before: datetime | None = None
 
     @property
     def settled(self) -> bool:
         """True when nothing more will happen to this delivery without a person."""
-        return self.outcome in (
-            Outcome.SENT,
-            Outcome.RECONCILED,
-            Outcome.ALREADY_SENT,
-            Outcome.DEAD,
-        )
+        return self.outcome in SETTLED
 
 
 def _result(
@@ -73,11 +84,12 @@ def _result(
         remote_id=record.remote_id or "",
         error=str(error) if error else (record.error or ""),
         error_kind=error.kind if error else (record.error_kind or ""),
+        not_before=record.not_before,
     )
 
 
 class Deliverer:
-    """Sends drafts for one account through its platform, guarded by the ledger."""
+    """Sends drafts for one account through its (guarded) platform, under the ledger."""
 
     def __init__(
         self,
@@ -86,15 +98,26 @@ class Deliverer:
         *,
         run_id: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
+        quotas: Iterable[QuotaRule] = (),
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.ledger = ledger
         self.platform = platform
         self.run_id = run_id
         self.lease = lease
+        self.quotas = tuple(quotas)
+        self.max_attempts = max_attempts
 
     def deliver(self, draft: Draft) -> DeliveryResult:
+        """Plan the draft (the first text planned wins) and send it once."""
         self.ledger.plan(draft)
-        claim = self.ledger.claim(draft.delivery_id, run_id=self.run_id, lease=self.lease)
+        return self.send(draft.delivery_id)
+
+    def send(self, delivery_id: str) -> DeliveryResult:
+        """Drive a planned delivery one step towards `sent` (or dead)."""
+        claim = self.ledger.claim(
+            delivery_id, run_id=self.run_id, lease=self.lease, quotas=self.quotas
+        )
         record = claim.record
         match claim.result:
             case ClaimResult.SENT:
@@ -106,29 +129,48 @@ class Deliverer:
             case ClaimResult.DEAD:
                 return _result(record, Outcome.DEAD)
             case ClaimResult.RECONCILE:
-                try:
-                    found = self.reconcile(record)
-                except SocialError as error:
-                    # Still cannot tell whether it is out: it stays unknown.
-                    return self._record(
-                        record, claim.attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
-                    )
-                if found is not None:
-                    done = self.ledger.record_sent(
-                        record.delivery_id, claim.attempt, found, outcome="reconciled"
-                    )
-                    return _result(done, Outcome.RECONCILED)
-        return self._send(record, claim.attempt, draft)
+                settled = self._reconcile_first(claim)
+                if settled is not None:
+                    return settled
+        if claim.attempt > self.max_attempts:
+            return self._record(
+                record,
+                claim.attempt,
+                Rejected(f"out of attempts ({self.max_attempts}): {record.error or 'no error'}"),
+                DeliveryState.DEAD,
+                Outcome.DEAD,
+            )
+        return self._send(record, claim.attempt)
 
-    def _send(self, record: DeliveryRecord, attempt: int, draft: Draft) -> DeliveryResult:
+    def _reconcile_first(self, claim: Claim) -> DeliveryResult | None:
+        """Settle a doubtful delivery from the platform's own record, if it is there."""
+        record = claim.record
+        try:
+            found = self.reconcile(record)
+        except SocialError as error:
+            # Still cannot tell whether it is out: it stays unknown.
+            return self._record(
+                record, claim.attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
+            )
+        if found is None:
+            return None
+        done = self.ledger.record_sent(
+            record.delivery_id, claim.attempt, found, outcome="reconciled"
+        )
+        return _result(done, Outcome.RECONCILED)
+
+    def _send(self, record: DeliveryRecord, attempt: int) -> DeliveryResult:
         post = CreatePost(
             text=record.text,
-            in_reply_to_id=draft.in_reply_to.id if draft.in_reply_to else None,
+            in_reply_to_id=record.subject if record.kind == DeliveryKind.REPLY else None,
         )
         try:
             published = self.platform.create_post(post, idempotency_key=record.delivery_id)
         except Duplicate as error:
-            found = self.reconcile(record)
+            try:
+                found = self.reconcile(record)
+            except SocialError:
+                found = None
             if found is not None:
                 done = self.ledger.record_sent(
                     record.delivery_id, attempt, found, outcome="reconciled"
@@ -140,11 +182,13 @@ class Deliverer:
         except Rejected as error:
             return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
         except (RateLimited, QuotaExhausted, CircuitOpen) as error:
-            until = getattr(error, "resume_at", None) or getattr(error, "until", None)
+            until = error.resume_at if isinstance(error, RateLimited) else error.until
             return self._record(
                 record, attempt, error, DeliveryState.FAILED, Outcome.DEFERRED, not_before=until
             )
-        except (AuthExpired, SocialError) as error:
+        except SocialError as error:
+            if attempt >= self.max_attempts:
+                return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
             return self._record(record, attempt, error, DeliveryState.FAILED, Outcome.FAILED)
         done = self.ledger.record_sent(record.delivery_id, attempt, published)
         return _result(done, Outcome.SENT)
@@ -157,14 +201,14 @@ class Deliverer:
         state: DeliveryState,
         outcome: Outcome,
         *,
-        not_before: object = None,
+        not_before: datetime | None = None,
     ) -> DeliveryResult:
         done = self.ledger.record_error(
             record.delivery_id,
             attempt,
             error,
             state=state,
-            not_before=not_before,  # type: ignore[arg-type]
+            not_before=not_before,
             outcome=str(outcome),
         )
         return _result(done, outcome, error)
@@ -175,7 +219,9 @@ class Deliverer:
         A reply is found by the post it answers (we answer a post at most once); a publish
         by its content. Only a miss allows a new send.
         """
-        for post in self.platform.recent_own_posts(limit=RECONCILE_DEPTH):
+        # Nothing of ours can predate the plan; a minute of slack covers clock skew.
+        since = record.created_at - timedelta(minutes=1)
+        for post in self.platform.recent_own_posts(since=since, limit=RECONCILE_LIMIT):
             if record.kind == DeliveryKind.REPLY:
                 matches = post.in_reply_to_id == record.subject
             else:

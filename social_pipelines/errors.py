@@ -66,9 +66,7 @@ class RateLimited(SocialError):
 
     retryable = True
 
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, **kwargs: object
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
 

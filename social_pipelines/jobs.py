@@ -1,8 +1,8 @@
 """Jobs: the reply job, one run per two-hour window, fanned out per campaign."""
 
-
 from dagster import in_process_executor, job
 
+from social_pipelines.ops.redeliver import redeliver_due
 from social_pipelines.ops.reply import (
     plan_campaigns,
     post_replies,
@@ -26,3 +26,12 @@ def reply_job() -> None:
         lambda plan: post_replies(write_replies(select_candidates(search_posts(plan))))
     )
     summarize(reports.collect())
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={"social/job": "redeliver"},
+    description="Send deliveries that earlier runs deferred or could not settle.",
+)
+def redeliver_job() -> None:
+    redeliver_due()

@@ -4,18 +4,21 @@ Secrets never pass through here as config: tokens are read from the environment 
 an account names, and a database URL (which may hold a password) comes in as an `EnvVar`.
 """
 
-
+from datetime import timedelta
 from pathlib import Path
 
 from dagster import ConfigurableResource
 
 from social_pipelines.campaigns import AccountConfig, CampaignBook, load_campaigns
+from social_pipelines.delivery import Deliverer
 from social_pipelines.platforms.base import Platform
-from social_pipelines.platforms.registry import connect
 from social_pipelines.replies.base import ReplyWriter
 from social_pipelines.replies.template import TemplateReplyWriter
+from social_pipelines.resilience.guards import Guards
+from social_pipelines.resilience.policy import DAY, HOUR, PlatformPolicy
 from social_pipelines.settings import get_settings
 from social_pipelines.store import StateStore
+from social_pipelines.store.ledger import QuotaRule
 
 
 class StateStoreResource(ConfigurableResource):
@@ -27,10 +30,18 @@ class StateStoreResource(ConfigurableResource):
     def open(self) -> StateStore:
         return StateStore.open(self.database_url or get_settings().state_store_url)
 
+    def guards(self) -> Guards:
+        settings = get_settings()
+        return Guards.for_store(
+            self.open(), bucket_path=settings.bucket_path, overrides=settings.policies
+        )
+
 
 class PlatformsResource(ConfigurableResource):
-    """Accounts and campaigns from the campaigns file, and connected platform clients."""
+    """Accounts and campaigns from the campaigns file, and platform clients that are
+    breaker-protected, rate-limited and retried: the only way ops reach a platform."""
 
+    state_store: StateStoreResource
     campaigns_file: str = ""
     http_timeout: float = 0.0
 
@@ -39,9 +50,28 @@ class PlatformsResource(ConfigurableResource):
         path = Path(self.campaigns_file) if self.campaigns_file else settings.campaigns_file
         return load_campaigns(path, settings.variables())
 
+    def policy(self, account_name: str) -> PlatformPolicy:
+        account = self.campaigns().accounts[account_name]
+        return self.state_store.guards().policy(account.platform)
+
+    def deliverer(
+        self, account: AccountConfig, platform: Platform, *, run_id: str | None
+    ) -> Deliverer:
+        """A deliverer for this account with its platform's posting quotas."""
+        policy = self.state_store.guards().policy(account.platform)
+        quotas = [
+            QuotaRule(limit, timedelta(seconds=seconds))
+            for limit, seconds in (
+                (policy.quota_per_hour, HOUR),
+                (policy.quota_per_day, DAY),
+            )
+            if limit is not None
+        ]
+        return Deliverer(self.state_store.open().ledger, platform, run_id=run_id, quotas=quotas)
+
     def connect(self, account: AccountConfig) -> Platform:
         settings = get_settings()
-        return connect(
+        return self.state_store.guards().connect(
             account,
             account.token(settings.variables()),
             timeout=self.http_timeout or settings.http_timeout,

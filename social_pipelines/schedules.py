@@ -1,20 +1,34 @@
 """Schedules: what used to be cron entries."""
 
-
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
+from social_pipelines.circuits import check_circuits
 from social_pipelines.jobs import reply_job
 from social_pipelines.partitions import WINDOW_CRON, reply_windows
+from social_pipelines.resources import PlatformsResource
 
 
 @schedule(
     job=reply_job,
     cron_schedule=WINDOW_CRON,  # replaces the crontab line `0 */2 * * *`
     execution_timezone="UTC",
-    description="At each tick, answer the two-hour window that just ended.",
+    description="At each tick, answer the two-hour window that just ended; skip "
+    "campaigns whose platform circuit is open.",
 )
-def reply_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+def reply_schedule(
+    context: ScheduleEvaluationContext, platforms: PlatformsResource
+) -> RunRequest | SkipReason:
     key = reply_windows.get_last_partition_key(current_time=context.scheduled_execution_time)
     if key is None:
         return SkipReason("no reply window has ended yet")
-    return RunRequest(run_key=key, partition_key=key)
+    check = check_circuits(platforms)
+    if not check.runnable:
+        return SkipReason(check.skip_reason())
+    run_config = {}
+    if check.blocked:
+        # The others still run; posts the blocked ones miss are found again next window
+        # (campaigns look back max_age_hours, far longer than one window).
+        context.log.warning(check.skip_reason())
+        names = [campaign.name for campaign in check.runnable]
+        run_config = {"ops": {"plan_campaigns": {"config": {"campaigns": names}}}}
+    return RunRequest(run_key=key, partition_key=key, run_config=run_config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_nested_delimiter="__",
         validate_default=True,
     )
 
@@ -56,6 +58,15 @@ class Settings(BaseSettings):
     http_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds before any platform call times out."
     )
+    policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-platform overrides of resilience/policy.py, e.g. "
+        "SOCIAL_POLICIES__MASTODON__BREAKER_RESET_SECONDS=30 or SOCIAL_POLICIES='{...}'.",
+    )
+    rate_limit_db: Path | None = Field(
+        default=None,
+        description="SQLite file of the shared rate buckets (default: beside the state store)",
+    )
     dagster_home: Path = Field(
         default_factory=dagster_home,
         validation_alias=AliasChoices("DAGSTER_HOME", "SOCIAL_DAGSTER_HOME"),
@@ -76,6 +87,31 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("policies")
+    @classmethod
+    def _valid_policies(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from social_pipelines.resilience.policy import PlatformPolicy, policy_for
+
+        for platform, change in value.items():
+            unknown = sorted(set(change) - set(PlatformPolicy.model_fields))
+            if unknown:
+                raise ValueError(
+                    f"{platform}: unknown field(s) {unknown}; allowed: "
+                    f"{', '.join(sorted(PlatformPolicy.model_fields))}"
+                )
+            try:
+                policy_for(platform, value)
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{platform}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                )
+                raise ValueError(problems) from None
+        return value
+
+    @property
+    def bucket_path(self) -> Path:
+        return self.rate_limit_db or self.dagster_home / "social_ratelimits.db"
 
     def variables(self) -> dict[str, str]:
         """What `${NAME}` references and `token_env` names in the campaigns file resolve

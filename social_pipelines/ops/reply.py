@@ -5,7 +5,6 @@ config in the launchpad, fan-out per campaign (one failing account never blocks 
 others), retries, and metadata that shows what happened.
 """
 
-
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from dagster import (
     Config,
     DynamicOut,
     DynamicOutput,
-    Failure,
     Jitter,
     MetadataValue,
     OpExecutionContext,
@@ -24,8 +22,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from social_pipelines.delivery import Deliverer, Outcome
+from social_pipelines.delivery import Outcome
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
+from social_pipelines.ops.settle import settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.replies.selection import select_candidates as choose
 from social_pipelines.replies.steps import (
@@ -42,6 +41,8 @@ from social_pipelines.resources import (
     StateStoreResource,
 )
 
+# For failures nothing else caught (a bug, a lost database connection). Known platform
+# outcomes are retried per platform by `settle_or_retry`.
 POSTING_RETRY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
@@ -207,9 +208,10 @@ def post_replies(
                 )
             )
     else:
-        platform = platforms.connect(platforms.campaigns().accounts[plan.campaign.account])
-        deliverer = Deliverer(state_store.open().ledger, platform, run_id=context.run_id)
+        account = platforms.campaigns().accounts[plan.campaign.account]
+        platform = platforms.connect(account)
         try:
+            deliverer = platforms.deliverer(account, platform, run_id=context.run_id)
             for draft in drafted.drafts:
                 result = deliverer.deliver(draft)
                 replies.append(
@@ -220,6 +222,7 @@ def post_replies(
                         in_reply_to_url=draft.in_reply_to.url if draft.in_reply_to else "",
                         text=draft.text,
                         error=result.error,
+                        not_before=result.not_before,
                     )
                 )
                 if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
@@ -237,10 +240,12 @@ def post_replies(
         skipped=drafted.skipped,
     )
     outcomes = Counter(reply.outcome for reply in replies)
+    deferred = [reply.not_before for reply in replies if reply.not_before]
     context.add_output_metadata(
         {
             **{f"replies_{name}": count for name, count in outcomes.items()},
             "already_answered": report.already_answered,
+            **({"deferred_until": f"{min(deferred):%Y-%m-%d %H:%M:%S} UTC"} if deferred else {}),
             **{
                 f"reply_{index}": MetadataValue.url(reply.url)
                 for index, reply in enumerate(replies, 1)
@@ -248,14 +253,7 @@ def post_replies(
             },
         }
     )
-    pending = outcomes[str(Outcome.FAILED)] + outcomes[str(Outcome.UNKNOWN)]
-    if pending:
-        # The ledger makes a retry of this step harmless: sent ones are skipped, unknown ones
-        # are reconciled before anything is sent again.
-        raise Failure(
-            description=f"{pending} deliveries of {plan.campaign.name} are not settled yet",
-            metadata={"errors": MetadataValue.json([r.error for r in replies if r.error][:20])},
-        )
+    settle_or_retry(context, report, platforms.policy(plan.campaign.account))
     return report
 
 

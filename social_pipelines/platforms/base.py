@@ -8,6 +8,7 @@ defaults, nothing else.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from social_pipelines.models import (
@@ -55,9 +56,10 @@ class Platform(Protocol):
         """Upload one image (with its alt text) for a later create."""
         ...
 
-    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
-        """The account's own latest posts, newest first: the ground truth reconciliation
-        matches unknown deliveries against."""
+    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
+        """The account's own posts created at or after `since`, newest first (at most
+        `limit`): the ground truth reconciliation matches unknown deliveries against, so
+        it pages back as far as `since` rather than stopping at one page."""
         ...
 
     def close(self) -> None: ...

@@ -114,9 +114,7 @@ class MastodonPlatform:
 
     def whoami(self) -> Identity:
         if self._identity is None:
-            account = self._request(
-                "GET", "/api/v1/accounts/verify_credentials", endpoint="read"
-            )
+            account = self._request("GET", "/api/v1/accounts/verify_credentials", endpoint="read")
             self._identity = Identity(
                 platform=NAME,
                 account_id=str(account["id"]),
@@ -189,15 +187,26 @@ class MastodonPlatform:
         )
         return MediaRef(platform=NAME, id=str(attachment["id"]), url=attachment.get("url") or "")
 
-    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
+    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
         account_id = self.whoami().account_id
-        statuses = self._request(
-            "GET",
-            f"/api/v1/accounts/{account_id}/statuses",
-            endpoint="read",
-            params={"limit": min(limit, SEARCH_PAGE_LIMIT)},
-        )
-        return [self._post(status) for status in statuses]
+        posts: list[SocialPost] = []
+        max_id: str | None = None
+        while len(posts) < limit:
+            params = {"limit": SEARCH_PAGE_LIMIT} | ({"max_id": max_id} if max_id else {})
+            page = [
+                self._post(status)
+                for status in self._request(
+                    "GET",
+                    f"/api/v1/accounts/{account_id}/statuses",
+                    endpoint="read",
+                    params=params,
+                )
+            ]
+            posts.extend(post for post in page if post.created_at >= since)
+            if len(page) < SEARCH_PAGE_LIMIT or page[-1].created_at < since:
+                break
+            max_id = page[-1].id
+        return posts[:limit]
 
     def close(self) -> None:
         self._client.close()

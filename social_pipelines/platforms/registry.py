@@ -9,19 +9,38 @@ from pydantic import SecretStr
 from social_pipelines.campaigns import AccountConfig
 from social_pipelines.errors import ConfigError
 from social_pipelines.platforms.base import Platform
+from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonPlatform
 
-Factory = Callable[[AccountConfig, SecretStr, float], Platform]
+RateLimitObserver = Callable[[str, RateLimitInfo], None]
+Factory = Callable[[AccountConfig, SecretStr, float, RateLimitObserver | None], Platform]
 
 
-def _mastodon(account: AccountConfig, token: SecretStr, timeout: float) -> Platform:
-    return MastodonPlatform(account.instance_url, token.get_secret_value(), timeout=timeout)
+def _mastodon(
+    account: AccountConfig,
+    token: SecretStr,
+    timeout: float,
+    on_rate_limit: RateLimitObserver | None,
+) -> Platform:
+    return MastodonPlatform(
+        account.instance_url,
+        token.get_secret_value(),
+        timeout=timeout,
+        on_rate_limit=on_rate_limit,
+    )
 
 
 FACTORIES: dict[str, Factory] = {"mastodon": _mastodon}
 
 
-def connect(account: AccountConfig, token: SecretStr, *, timeout: float) -> Platform:
+def connect(
+    account: AccountConfig,
+    token: SecretStr,
+    *,
+    timeout: float,
+    on_rate_limit: RateLimitObserver | None = None,
+) -> Platform:
+    """The bare adapter. Everything outside `resilience/` gets it wrapped in its guard."""
     try:
         factory = FACTORIES[account.platform]
     except KeyError:
@@ -29,4 +48,4 @@ def connect(account: AccountConfig, token: SecretStr, *, timeout: float) -> Plat
             f"account {account.name!r}: no adapter for platform {account.platform!r}; "
             f"available: {', '.join(sorted(FACTORIES))}"
         ) from None
-    return factory(account, token, timeout)
+    return factory(account, token, timeout, on_rate_limit)

@@ -51,6 +51,7 @@ class PostedReply(_Step):
     in_reply_to_url: str = ""
     text: str = ""
     error: str = ""
+    not_before: datetime | None = None
 
 
 class CampaignReport(_Step):

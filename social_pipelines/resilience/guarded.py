@@ -102,8 +102,8 @@ class GuardedPlatform:
         # An upload publishes nothing: an orphaned attachment is harmless, so it may repeat.
         return self._call("media", lambda: self.inner.upload_media(media))
 
-    def recent_own_posts(self, *, limit: int) -> list[SocialPost]:
-        return self._call("read", lambda: self.inner.recent_own_posts(limit=limit))
+    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
+        return self._call("read", lambda: self.inner.recent_own_posts(since=since, limit=limit))
 
     def close(self) -> None:
         self.inner.close()

@@ -1,0 +1,57 @@
+"""Finishing what earlier runs left: deferred, failed and unknown deliveries.
+
+Everything needed to send is in the ledger row (text, account, what it answers), so a
+delivery deferred past its quota window is sent even if search no longer finds its post.
+"""
+
+from collections import Counter, defaultdict
+
+from dagster import Config, MetadataValue, OpExecutionContext, op
+from pydantic import Field
+
+from social_pipelines.delivery import Outcome
+from social_pipelines.resources import PlatformsResource, StateStoreResource
+
+
+class RedeliverConfig(Config):
+    limit: int = Field(default=500, ge=1, le=5000, description="At most this many deliveries.")
+
+
+@op(tags={"kind": "post"})
+def redeliver_due(
+    context: OpExecutionContext,
+    config: RedeliverConfig,
+    platforms: PlatformsResource,
+    state_store: StateStoreResource,
+) -> dict[str, int]:
+    ledger = state_store.open().ledger
+    book = platforms.campaigns()
+    by_account = defaultdict(list)
+    for record in ledger.due(limit=config.limit):
+        by_account[record.account].append(record)
+    outcomes: Counter[str] = Counter()
+    urls: dict[str, MetadataValue] = {}
+    for name, records in sorted(by_account.items()):
+        account = book.accounts.get(name)
+        if account is None:
+            context.log.error(
+                f"{len(records)} due deliveries belong to account {name!r}, which the "
+                f"campaigns file {book.path} no longer defines; they stay in the ledger"
+            )
+            outcomes["orphaned"] += len(records)
+            continue
+        platform = platforms.connect(account)
+        try:
+            deliverer = platforms.deliverer(account, platform, run_id=context.run_id)
+            for record in records:
+                result = deliverer.send(record.delivery_id)
+                outcomes[str(result.outcome)] += 1
+                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
+                    urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
+                elif result.error:
+                    context.log.warning(f"{result.outcome}: {result.error}")
+        finally:
+            platform.close()
+    context.add_output_metadata({**{k: int(v) for k, v in outcomes.items()}, **urls})
+    context.log.info(f"redelivered: {dict(outcomes)}")
+    return dict(outcomes)

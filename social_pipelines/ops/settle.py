@@ -1,0 +1,48 @@
+"""How a posting step ends, decided from its deliveries' outcomes.
+
+- all settled or deferred: success (deferred ones are reported; a later run sends them);
+- some failed or unknown: ask Dagster to retry the step, with the platform's own backoff
+  (the ledger makes the retry harmless: sent ones are skipped, unknown ones reconciled);
+- some rejected for good: fail without retries, the reasons in metadata.
+"""
+
+from __future__ import annotations
+
+import random
+
+from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
+
+from social_pipelines.delivery import Outcome
+from social_pipelines.replies.steps import CampaignReport
+from social_pipelines.resilience.policy import PlatformPolicy
+
+
+def _retry_delay(policy: PlatformPolicy, retry_number: int) -> float:
+    """Exponential with full jitter: spread retrying runs apart."""
+    ceiling = policy.op_retry_delay * (2**retry_number)
+    return round(random.uniform(ceiling / 2, ceiling), 1)
+
+
+def settle_or_retry(
+    context: OpExecutionContext, report: CampaignReport, policy: PlatformPolicy
+) -> None:
+    pending = [r for r in report.replies if r.outcome in (Outcome.FAILED, Outcome.UNKNOWN)]
+    dead = [r for r in report.replies if r.outcome == Outcome.DEAD]
+    if pending and context.retry_number < policy.op_retries:
+        wait = _retry_delay(policy, context.retry_number)
+        context.log.warning(
+            f"{len(pending)} deliveries of {report.campaign} not settled; retrying in {wait} s"
+        )
+        raise RetryRequested(max_retries=policy.op_retries, seconds_to_wait=wait)
+    if pending or dead:
+        reasons = [
+            f"{r.outcome}: {r.in_reply_to_url or r.delivery_id}: {r.error}" for r in pending + dead
+        ]
+        raise Failure(
+            description=(
+                f"{report.campaign}: {len(dead)} dead, {len(pending)} still unsettled "
+                "(a later run or the redelivery sensor picks up unsettled ones)"
+            ),
+            metadata={"reasons": MetadataValue.json(reasons[:50])},
+            allow_retries=False,
+        )

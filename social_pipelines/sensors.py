@@ -1,0 +1,33 @@
+"""Sensors: the polling loops these pipelines used to run by hand."""
+
+from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+
+from social_pipelines.circuits import check_circuits
+from social_pipelines.jobs import redeliver_job
+from social_pipelines.resources import PlatformsResource, StateStoreResource
+
+
+@sensor(
+    job=redeliver_job,
+    minimum_interval_seconds=60,
+    description="Launch a redelivery run when deferred or unsettled deliveries are due.",
+)
+def deferred_deliveries_sensor(
+    context: SensorEvaluationContext,
+    state_store: StateStoreResource,
+    platforms: PlatformsResource,
+) -> RunRequest | SkipReason:
+    due = state_store.open().ledger.due(limit=500)
+    if not due:
+        upcoming = state_store.open().ledger.next_due_at()
+        return SkipReason(
+            f"nothing due; next deferred delivery at {upcoming:%Y-%m-%d %H:%M:%S} UTC"
+            if upcoming
+            else "nothing due"
+        )
+    check = check_circuits(platforms)
+    open_accounts = {campaign.account for campaign, _ in check.blocked}
+    if open_accounts and all(record.account in open_accounts for record in due):
+        return SkipReason(f"{len(due)} due, but {check.skip_reason()}")
+    newest = max(record.updated_at for record in due)
+    return RunRequest(run_key=f"redeliver-{len(due)}-{newest.isoformat()}")
