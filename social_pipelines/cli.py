@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def _print_reports(reports: list) -> tuple[int, int]:  # list[CampaignReport]
 
 def demo(args: argparse.Namespace) -> int:
     """Start the sandbox, seed it, run reply_job for the last complete window, stop."""
-    from dagster import DagsterInstance
+    from dagster import BetaWarning, DagsterInstance
+
+    # Raised by dagster itself when Definitions binds resources to a sensor; not ours.
+    warnings.filterwarnings("ignore", category=BetaWarning)
 
     from social_pipelines.partitions import last_complete_window
     from social_pipelines.sandbox.demo_posts import demo_posts
@@ -55,7 +59,14 @@ def demo(args: argparse.Namespace) -> int:
         from social_pipelines.definitions import defs
 
         window = args.window or last_complete_window()
-        run_config = {"ops": {"plan_campaigns": {"config": {"dry_run": args.dry_run}}}}
+        if window is None:
+            print("no reply window has ended yet", file=sys.stderr)
+            return 1
+        run_config = {
+            "ops": {"plan_campaigns": {"config": {"dry_run": args.dry_run}}},
+            # The full event log is in the UI; the terminal shows what was posted.
+            "loggers": {"console": {"config": {"log_level": args.log_level}}},
+        }
         instance = DagsterInstance.get()
         result = defs.get_job_def("reply_job").execute_in_process(
             instance=instance,
@@ -124,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("demo", help="run reply_job once against a local sandbox")
     run.add_argument("--window", help="partition key, e.g. 2026-11-23-06:00 (default: last)")
     run.add_argument("--dry-run", action="store_true", help="post nothing, show the drafts")
+    run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     run.set_defaults(handler=demo)
 
     ui = commands.add_parser("dev", help="Dagster UI and daemon with a seeded sandbox")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dagster import TimeWindowPartitionsDefinition
 
@@ -16,9 +16,13 @@ reply_windows = TimeWindowPartitionsDefinition(
 )
 
 
-def last_complete_window(now: datetime | None = None) -> str:
-    """Key of the most recent window that has ended."""
-    key = reply_windows.get_last_partition_key(current_time=now)
-    if key is None:
-        raise RuntimeError("no reply window has ended yet")
-    return key
+def last_complete_window(now: datetime | None = None) -> str | None:
+    """Key of the most recent window that has ended by `now` (default: the real now)."""
+    now = now or datetime.now(UTC)
+    current = reply_windows.time_window_for_partition_key(
+        reply_windows.get_partition_key_for_timestamp(now.timestamp())
+    )
+    previous = reply_windows.get_prev_partition_window(current.start)
+    if previous is None:
+        return None
+    return previous.start.astimezone(UTC).strftime(reply_windows.fmt)

@@ -4,7 +4,7 @@ from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from social_pipelines.circuits import check_circuits
 from social_pipelines.jobs import reply_job
-from social_pipelines.partitions import WINDOW_CRON, reply_windows
+from social_pipelines.partitions import WINDOW_CRON, last_complete_window
 from social_pipelines.resources import PlatformsResource
 
 
@@ -18,7 +18,7 @@ from social_pipelines.resources import PlatformsResource
 def reply_schedule(
     context: ScheduleEvaluationContext, platforms: PlatformsResource
 ) -> RunRequest | SkipReason:
-    key = reply_windows.get_last_partition_key(current_time=context.scheduled_execution_time)
+    key = last_complete_window(context.scheduled_execution_time)
     if key is None:
         return SkipReason("no reply window has ended yet")
     check = check_circuits(platforms)

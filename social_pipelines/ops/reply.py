@@ -14,6 +14,7 @@ from dagster import (
     Config,
     DynamicOut,
     DynamicOutput,
+    Failure,
     Jitter,
     MetadataValue,
     OpExecutionContext,
@@ -24,7 +25,7 @@ from pydantic import Field
 
 from social_pipelines.delivery import Outcome
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
-from social_pipelines.ops.settle import settle_or_retry
+from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.replies.selection import select_candidates as choose
 from social_pipelines.replies.steps import (
@@ -65,7 +66,10 @@ def _window(context: OpExecutionContext) -> tuple[datetime, datetime]:
     if context.has_partition_key:
         window = context.partition_time_window
     else:
-        window = reply_windows.time_window_for_partition_key(last_complete_window())
+        key = last_complete_window()
+        if key is None:
+            raise Failure("no reply window has ended yet (windows start 2026-01-01)")
+        window = reply_windows.time_window_for_partition_key(key)
     return window.start.astimezone(UTC), window.end.astimezone(UTC)
 
 
@@ -105,12 +109,13 @@ def search_posts(
     context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
 ) -> Found:
     campaign = plan.campaign
-    platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
-    try:
-        identity = platform.whoami()
-        posts = platform.search(campaign.query, limit=campaign.search_limit)
-    finally:
-        platform.close()
+    with platform_errors(context, platforms.policy(campaign.account)):
+        platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
+        try:
+            identity = platform.whoami()
+            posts = platform.search(campaign.query, limit=campaign.search_limit)
+        finally:
+            platform.close()
     context.add_output_metadata({"query": campaign.query, "found": len(posts)})
     return Found(plan=plan, identity=identity, posts=posts)
 
@@ -157,6 +162,17 @@ def write_replies(
     platforms: PlatformsResource,
     reply_writer: ReplyWriterResource,
 ) -> Drafted:
+    plan = selected.plan
+    campaign = plan.campaign
+    with platform_errors(context, platforms.policy(campaign.account)):
+        drafts, writer_name = _draft(selected, platforms, reply_writer)
+    context.add_output_metadata({"drafts": len(drafts), "writer": writer_name})
+    return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
+
+
+def _draft(
+    selected: Selected, platforms: PlatformsResource, reply_writer: ReplyWriterResource
+) -> tuple[list[Draft], str]:
     plan, identity = selected.plan, selected.identity
     campaign = plan.campaign
     platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
@@ -181,8 +197,7 @@ def write_replies(
         ]
     finally:
         platform.close()
-    context.add_output_metadata({"drafts": len(drafts), "writer": writer.name})
-    return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
+    return drafts, writer.name
 
 
 @op(retry_policy=POSTING_RETRY, tags={"kind": "post"})

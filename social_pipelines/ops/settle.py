@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
 
 from social_pipelines.delivery import Outcome
+from social_pipelines.errors import SocialError
 from social_pipelines.replies.steps import CampaignReport
 from social_pipelines.resilience.policy import PlatformPolicy
 
@@ -46,3 +49,25 @@ def settle_or_retry(
             metadata={"reasons": MetadataValue.json(reasons[:50])},
             allow_retries=False,
         )
+
+
+@contextmanager
+def platform_errors(context: OpExecutionContext, policy: PlatformPolicy) -> Iterator[None]:
+    """Turn a platform error escaping an op into the right Dagster outcome.
+
+    Transient trouble that outlived tenacity is retried by Dagster with the platform's own
+    backoff; everything else (refused credentials, a rejected request, an open circuit)
+    fails the step at once with the platform's reason, since repeating cannot help.
+    """
+    try:
+        yield
+    except SocialError as error:
+        if error.retryable and context.retry_number < policy.op_retries:
+            wait = _retry_delay(policy, context.retry_number)
+            context.log.warning(f"{error}; retrying the step in {wait} s")
+            raise RetryRequested(max_retries=policy.op_retries, seconds_to_wait=wait) from error
+        raise Failure(
+            description=str(error),
+            metadata={"error_kind": error.kind, "status_code": error.status_code or 0},
+            allow_retries=False,
+        ) from None

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from dagster import DagsterInstance, UrlMetadataValue, build_schedule_context
+from dagster._core.definitions.run_request import RunRequest
+
+from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines.settings import get_settings
+from social_pipelines.store import StateStore
+from social_pipelines_tests.pipeline.helpers import reports, run_reply_job
+
+BLOCKED = ("giveaway", "crypto")
+
+
+def _posted(sandbox: SandboxProcess) -> list[dict]:
+    return sandbox.posted()
+
+
+def test_first_run_replies_once_to_each_chosen_post(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance
+) -> None:
+    result = run_reply_job(instance)
+    by_campaign = reports(result)
+    posted = _posted(demo_sandbox)
+
+    new = sum(report.new for report in by_campaign.values())
+    assert new > 0
+    assert len(posted) == new
+    # Each answered post is answered exactly once, even when both campaigns found it.
+    targets = [status["in_reply_to_id"] for status in posted]
+    assert len(targets) == len(set(targets))
+    assert all(target for target in targets)
+    for report in by_campaign.values():
+        assert report.count("sent") <= 20  # max_replies of the shipped campaigns
+        for reply in report.replies:
+            assert reply.url.startswith(demo_sandbox.url)
+    # Nobody is answered for a blocklisted post, and the brand never answers itself.
+    with httpx.Client(
+        base_url=demo_sandbox.url, headers={"Authorization": "Bearer sandbox-token-brand"}
+    ) as client:
+        for target in targets:
+            answered = client.get(f"/api/v1/statuses/{target}").json()
+            assert answered["account"]["username"] != "brand"
+            assert not any(word in answered["content"].lower() for word in BLOCKED)
+    # The summary carries each reply's URL as a URL.
+    materialized = [
+        event.event_specific_data.metadata
+        for event in result.all_events
+        if event.step_key == "summarize" and event.event_type_value == "STEP_OUTPUT"
+    ]
+    urls = {
+        value.url for value in materialized[0].values() if isinstance(value, UrlMetadataValue)
+    }
+    assert urls == {status["url"] for status in posted}
+
+
+def test_second_run_posts_nothing(demo_sandbox: SandboxProcess, instance: DagsterInstance) -> None:
+    first = reports(run_reply_job(instance))
+    sent = sum(report.new for report in first.values())
+    second = reports(run_reply_job(instance))
+
+    assert sum(report.new for report in second.values()) == 0
+    assert sum(report.already_answered for report in second.values()) >= sent
+    assert len(_posted(demo_sandbox)) == sent
+
+
+def test_dry_run_posts_nothing_and_records_nothing(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance
+) -> None:
+    result = run_reply_job(instance, dry_run=True)
+    drafts = sum(report.count("dry_run") for report in reports(result).values())
+
+    assert drafts > 0
+    assert _posted(demo_sandbox) == []
+    store = StateStore.open(get_settings().state_store_url)
+    assert store.ledger.list() == []
+
+
+def test_changed_template_never_answers_a_post_twice(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+) -> None:
+    run_reply_job(instance)
+    before = len(_posted(demo_sandbox))
+    shipped = get_settings().campaigns_file.read_text()
+    changed = env / "campaigns.toml"
+    changed.write_text(shipped.replace("Hi @{author}", "Hello there @{author}"))
+    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(changed))
+    get_settings.cache_clear()
+
+    again = reports(run_reply_job(instance))
+
+    assert sum(report.new for report in again.values()) == 0
+    assert len(_posted(demo_sandbox)) == before
+
+
+def test_run_config_narrows_to_one_campaign_and_caps_replies(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance
+) -> None:
+    result = run_reply_job(instance, campaigns=["dagster_mentions"], max_replies=2)
+    by_campaign = reports(result)
+
+    assert list(by_campaign) == ["dagster_mentions"]
+    assert by_campaign["dagster_mentions"].new == 2
+    assert len(_posted(demo_sandbox)) == 2
+
+
+def test_one_failing_account_does_not_block_the_others(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+) -> None:
+    campaigns = env / "campaigns.toml"
+    campaigns.write_text(
+        get_settings().campaigns_file.read_text()
+        + """
+[accounts.broken]
+platform = "mastodon"
+instance_url = "${SOCIAL_SANDBOX_URL}"
+token_env = "BROKEN_TOKEN"
+
+[[campaigns]]
+name = "broken_account"
+account = "broken"
+query = "dagster"
+"""
+    )
+    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
+    monkeypatch.setenv("BROKEN_TOKEN", "not-a-valid-token")
+    get_settings.cache_clear()
+
+    result = run_reply_job(instance, raise_on_error=False)
+
+    assert not result.success
+    failed = {event.step_key for event in result.all_events if event.is_step_failure}
+    assert failed == {"search_posts[broken_account]"}
+    assert len(_posted(demo_sandbox)) > 0
+    # The failure names the platform's refusal, and never the token.
+    messages = " ".join(
+        str(event.event_specific_data.error.message)
+        for event in result.all_events
+        if event.is_step_failure
+    )
+    assert "not-a-valid-token" not in messages
+    assert "access token refused" in messages
+    # Refused credentials are not retried: one attempt, no Dagster retries.
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []
+
+
+def test_bad_campaign_entry_is_reported_and_the_rest_run(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+) -> None:
+    campaigns = env / "campaigns.toml"
+    campaigns.write_text(
+        get_settings().campaigns_file.read_text()
+        + '\n[[campaigns]]\nname = "bad one"\naccount = "brand"\nquery = "x"\n'
+    )
+    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
+    get_settings.cache_clear()
+
+    result = run_reply_job(instance)
+
+    assert set(reports(result)) == {"dagster_mentions", "pipeline_questions"}
+    warnings = [
+        event.message
+        for event in instance.all_logs(result.run_id)
+        if event.level >= 30 and event.message and "skipped campaign" in event.message
+    ]
+    assert any("campaigns[2]" in message and "name" in message for message in warnings)
+
+
+def test_schedule_requests_the_window_that_just_ended(env: Path) -> None:
+    from datetime import UTC, datetime
+
+    from social_pipelines.schedules import reply_schedule
+
+    from social_pipelines.definitions import defs
+
+    resources = {"platforms": defs.resources["platforms"]}
+    when = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    with build_schedule_context(scheduled_execution_time=when, resources=resources) as context:
+        request = reply_schedule(context)
+
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == "2026-11-23-08:00"
+
+
+def test_dagster_definitions_validate(env: Path) -> None:
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "social_pipelines.definitions"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
