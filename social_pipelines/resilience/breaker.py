@@ -51,13 +51,13 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         *,
         reset_timeout: float,
         trial_timeout: float = 120.0,
-        clock: Clock = utcnow,
     ) -> None:
         super().__init__(name)
         self.engine = engine
         self.reset_timeout = reset_timeout
         self.trial_timeout = trial_timeout
-        self.clock = clock
+        # pybreaker times the reset with the real clock, so the store must use it too.
+        self.clock: Clock = utcnow
         self.owner = uuid.uuid4().hex  # who we are when we hold the trial call
         self._ensure_row()
 
@@ -203,12 +203,11 @@ class SharedBreaker:
         *,
         fail_max: int,
         reset_timeout: float,
-        clock: Clock = utcnow,
     ) -> None:
         self.name = name
         self.reset_timeout = reset_timeout
-        self.clock = clock
-        self.storage = StoreBreakerStorage(engine, name, reset_timeout=reset_timeout, clock=clock)
+        self.clock: Clock = utcnow
+        self.storage = StoreBreakerStorage(engine, name, reset_timeout=reset_timeout)
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,

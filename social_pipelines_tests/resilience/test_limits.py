@@ -1,0 +1,81 @@
+"""Shared rate buckets and the blocked-until rows that platform headers set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from social_pipelines.errors import RateLimited
+from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.policy import PlatformPolicy, Rate
+from social_pipelines.store import StateStore
+
+
+def policy(limit: int = 3, seconds: float = 60, max_wait: float = 0.2) -> PlatformPolicy:
+    return PlatformPolicy(
+        buckets={"account": [Rate(limit=limit, seconds=seconds)]},
+        endpoints={"*": ["account"]},
+        max_wait_seconds=max_wait,
+    )
+
+
+@pytest.fixture
+def limits(tmp_path: Path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    sleeps: list[float] = []
+    rate_limits = RateLimits(
+        store.engine, sqlite_path=tmp_path / "buckets.db", sleep=sleeps.append
+    )
+    rate_limits.sleeps = sleeps  # type: ignore[attr-defined]
+    yield rate_limits
+    rate_limits.close()
+
+
+def test_bucket_admits_its_limit_then_refuses_with_a_wait(limits: RateLimits) -> None:
+    rules = policy(limit=3)
+    for _ in range(3):
+        limits.acquire("mastodon", "brand", rules, "write")
+    with pytest.raises(RateLimited) as raised:
+        limits.acquire("mastodon", "brand", rules, "write")
+    assert raised.value.retry_after and raised.value.retry_after > 0
+
+
+def test_accounts_have_separate_buckets(limits: RateLimits) -> None:
+    rules = policy(limit=1)
+    limits.acquire("mastodon", "brand", rules, "write")
+    limits.acquire("mastodon", "other", rules, "write")
+    with pytest.raises(RateLimited):
+        limits.acquire("mastodon", "brand", rules, "read")  # same account-wide bucket
+
+
+def test_remaining_zero_blocks_every_process_until_reset(limits: RateLimits) -> None:
+    rules = policy(limit=100, max_wait=60)
+    reset = datetime.now(UTC) + timedelta(minutes=10)
+    limits.observe("mastodon", "brand", rules, "write", RateLimitInfo(300, 0, reset))
+    # A long block is not slept through: it is handed back so the delivery can be deferred.
+    with pytest.raises(RateLimited) as raised:
+        limits.acquire("mastodon", "brand", rules, "write")
+    assert raised.value.retry_after == pytest.approx(600, abs=5)
+    # Remaining above zero blocks nothing.
+    limits.observe("mastodon", "other", rules, "write", RateLimitInfo(300, 5, reset))
+    limits.acquire("mastodon", "other", rules, "write")
+
+
+def test_short_block_is_waited_out_in_place(limits: RateLimits) -> None:
+    rules = policy(limit=100, max_wait=60)
+    limits.block(
+        ["mastodon:brand:account"], datetime.now(UTC) + timedelta(seconds=2), "HTTP 429"
+    )
+    limits.acquire("mastodon", "brand", rules, "write")
+    assert limits.sleeps and 1 < limits.sleeps[0] <= 2  # type: ignore[attr-defined]
+
+
+def test_a_block_is_never_shortened(limits: RateLimits) -> None:
+    key = ["mastodon:brand:account"]
+    late = datetime.now(UTC) + timedelta(minutes=5)
+    limits.block(key, late, "first")
+    limits.block(key, datetime.now(UTC) + timedelta(minutes=1), "second")
+    assert limits.blocked_until(key) == late
