@@ -26,9 +26,7 @@ def policy(limit: int = 3, seconds: float = 60, max_wait: float = 0.2) -> Platfo
 def limits(tmp_path: Path):
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     sleeps: list[float] = []
-    rate_limits = RateLimits(
-        store.engine, sqlite_path=tmp_path / "buckets.db", sleep=sleeps.append
-    )
+    rate_limits = RateLimits(store.engine, sqlite_path=tmp_path / "buckets.db", sleep=sleeps.append)
     rate_limits.sleeps = sleeps  # type: ignore[attr-defined]
     yield rate_limits
     rate_limits.close()
@@ -66,9 +64,7 @@ def test_remaining_zero_blocks_every_process_until_reset(limits: RateLimits) -> 
 
 def test_short_block_is_waited_out_in_place(limits: RateLimits) -> None:
     rules = policy(limit=100, max_wait=60)
-    limits.block(
-        ["mastodon:brand:account"], datetime.now(UTC) + timedelta(seconds=2), "HTTP 429"
-    )
+    limits.block(["mastodon:brand:account"], datetime.now(UTC) + timedelta(seconds=2), "HTTP 429")
     limits.acquire("mastodon", "brand", rules, "write")
     assert limits.sleeps and 1 < limits.sleeps[0] <= 2  # type: ignore[attr-defined]
 
