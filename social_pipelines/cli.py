@@ -51,6 +51,9 @@ def demo(args: argparse.Namespace) -> int:
     from social_pipelines.sandbox.process import SandboxProcess
 
     settings = load_settings()
+    # Same default as the Makefile: the instance lives in the checkout unless told otherwise.
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home.resolve()))
     with SandboxProcess(db_path=_sandbox_db(settings)) as sandbox:
         os.environ["SOCIAL_SANDBOX_URL"] = sandbox.url
         seeded = sandbox.seed(demo_posts())
