@@ -1,0 +1,41 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from social_pipelines_tests.postgres import PostgresUnavailable, fresh_database, postgres_server
+
+# -- state store backends: SQLite and a real PostgreSQL ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL server for the whole session: `SOCIAL_TEST_POSTGRES_URL` when set,
+    else an embedded server started here and stopped at the end. Tests never write to it
+    directly: `postgres_db_url` gives each one its own database on it."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailable as error:
+            pytest.skip(str(error))
+        yield url
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    with fresh_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A state store URL on each backend: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_db_url")

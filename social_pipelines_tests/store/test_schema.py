@@ -1,0 +1,233 @@
+"""The schema: created on first open, idempotent, safe when several openers race."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from social_pipelines.errors import ConfigError
+from social_pipelines.store.engine import create_engine, normalise_url
+from social_pipelines.store.ledger import utcnow
+from social_pipelines.store.migrate import CURRENT_VERSION, ensure_schema
+from social_pipelines.store.schema import schema_version
+from social_pipelines.store.state import StateStore
+from social_pipelines_tests.store.helpers import make_draft, open_store_at_once, spawn_context
+
+TABLES = {"deliveries", "delivery_attempts", "social_schema_version"}
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def _wal_file_without_schema(store_url: str) -> None:
+    """On SQLite, make the file exist in WAL mode, still without any table.
+
+    The racing openers below then test the schema creation itself. Two openers of a file
+    that is not even in WAL mode yet hit a separate bug, tested on its own
+    (`test_opening_a_new_sqlite_file_waits_for_a_concurrent_writer`).
+    """
+    if not store_url.startswith("sqlite"):
+        return
+    connection = sqlite3.connect(sa.make_url(store_url).database)
+    try:
+        assert connection.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    finally:
+        connection.close()
+
+
+def _version_rows(engine: sa.Engine) -> list[tuple[int, int]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.select(schema_version))]
+
+
+def test_first_open_creates_the_schema_and_its_version_row(store_url: str) -> None:
+    bare = create_engine(store_url)
+    try:
+        assert not TABLES & _tables(bare)
+    finally:
+        bare.dispose()
+
+    store = StateStore(store_url)
+    try:
+        assert _tables(store.engine) >= TABLES
+        assert _version_rows(store.engine) == [(1, CURRENT_VERSION)]
+        assert store.backend == ("sqlite" if store_url.startswith("sqlite") else "postgresql")
+    finally:
+        store.dispose()
+
+
+def test_opening_again_changes_nothing_and_keeps_rows(store_url: str) -> None:
+    first = StateStore(store_url)
+    first.ledger.plan(make_draft("kept"))
+    first.dispose()
+
+    second = StateStore(store_url)
+    try:
+        # ensure_schema reports the version it found: already current, nothing to do.
+        assert ensure_schema(second.engine) == CURRENT_VERSION
+        assert _version_rows(second.engine) == [(1, CURRENT_VERSION)]
+        record = second.ledger.get(make_draft("kept").delivery_id)
+        assert record is not None and record.subject == "kept"
+    finally:
+        second.dispose()
+
+
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    store = StateStore(store_url)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(schema_version.update().values(version=CURRENT_VERSION + 1))
+        with pytest.raises(RuntimeError, match=f"version {CURRENT_VERSION + 1}"):
+            ensure_schema(store.engine)
+    finally:
+        store.dispose()
+
+
+def test_threads_opening_a_new_store_at_once_all_succeed(store_url: str) -> None:
+    _wal_file_without_schema(store_url)
+    openers = 4
+    barrier = threading.Barrier(openers)
+    errors: list[BaseException] = []
+    stores: list[StateStore] = []
+    lock = threading.Lock()
+
+    def open_it() -> None:
+        try:
+            barrier.wait(timeout=30)
+            opened = StateStore(store_url)
+            with lock:
+                stores.append(opened)
+        except BaseException as error:
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert len(stores) == openers
+        assert _version_rows(stores[0].engine) == [(1, CURRENT_VERSION)]
+    finally:
+        for opened in stores:
+            opened.dispose()
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str) -> None:
+    _wal_file_without_schema(store_url)
+    context = spawn_context()
+    barrier = context.Barrier(2)
+    queue = context.Queue()
+    processes = [
+        context.Process(target=open_store_at_once, args=(store_url, barrier, queue))
+        for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [queue.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    assert outcomes == ["ok", "ok"]
+    assert [process.exitcode for process in processes] == [0, 0]
+    store = StateStore(store_url)
+    try:
+        assert _version_rows(store.engine) == [(1, CURRENT_VERSION)]
+    finally:
+        store.dispose()
+
+
+def _hold_a_write_lock(path: Path, *, wal: bool, seconds: float) -> threading.Timer:
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if wal:
+        holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE someone_elses (x)")
+
+    def release() -> None:
+        holder.execute("COMMIT")
+        holder.close()
+
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    return timer
+
+
+def test_opening_waits_for_a_concurrent_writer_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    timer = _hold_a_write_lock(path, wal=True, seconds=0.3)
+    try:
+        started = utcnow()
+        store = StateStore(f"sqlite:///{path}")
+        waited = (utcnow() - started).total_seconds()
+        store.dispose()
+    finally:
+        timer.join()
+    assert waited >= 0.25  # it waited for the writer (busy_timeout), then went ahead
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: engine._sqlite_pragmas runs PRAGMA journal_mode=WAL on connect; on a file "
+    "not yet in WAL mode, SQLite answers 'database is locked' at once while another "
+    "connection writes (busy_timeout is not applied), so two processes opening a new "
+    "store together fail at random",
+)
+def test_opening_a_new_sqlite_file_waits_for_a_concurrent_writer(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    timer = _hold_a_write_lock(path, wal=False, seconds=0.3)
+    try:
+        StateStore(f"sqlite:///{path}").dispose()
+    finally:
+        timer.join()
+
+
+def test_open_returns_one_store_per_process_and_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cached.db'}"
+    try:
+        assert StateStore.open(url) is StateStore.open(url)
+        assert StateStore.open(url) is not StateStore.open(f"sqlite:///{tmp_path / 'other.db'}")
+    finally:
+        for key in [key for key in StateStore._opened if str(tmp_path) in key[1]]:
+            StateStore._opened.pop(key).dispose()
+
+
+def test_sqlite_store_creates_missing_parent_directories(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "state.db"
+    store = StateStore(f"sqlite:///{path}")
+    try:
+        assert path.exists()
+        with store.engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+        assert mode == "wal"
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@db/social", "postgresql+psycopg://u:p@db/social"),
+        ("postgres://u:p@db/social", "postgresql+psycopg://u:p@db/social"),
+        ("postgresql+psycopg://u@db/x", "postgresql+psycopg://u@db/x"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_normalise_url_routes_postgres_to_psycopg3(given: str, expected: str) -> None:
+    assert normalise_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [("mysql://u:p@db/social", "'mysql'"), ("not a url at all", "not a database URL")],
+)
+def test_unsupported_database_urls_name_the_variable(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="SOCIAL_DATABASE_URL") as caught:
+        create_engine(url)
+    assert fragment in str(caught.value)

@@ -1,0 +1,451 @@
+"""The Deliverer against a fake platform and a real ledger (SQLite): exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from social_pipelines.delivery import DEFAULT_LEASE, Deliverer, Outcome
+from social_pipelines.errors import (
+    AuthExpired,
+    Duplicate,
+    OutcomeUnknown,
+    QuotaExhausted,
+    RateLimited,
+    Rejected,
+    SocialError,
+    Transient,
+)
+from social_pipelines.models import (
+    CreatePost,
+    DeliveryKind,
+    DeliveryState,
+    Draft,
+    Identity,
+    MediaRef,
+    MediaUpload,
+    PlatformLimits,
+    Published,
+    SocialPost,
+    delivery_id,
+)
+from social_pipelines.platforms.base import Platform
+from social_pipelines.store.ledger import ClaimResult, Ledger, QuotaRule
+from social_pipelines.store.state import StateStore
+
+ACCOUNT_KEY = "109@fake.example"
+
+
+class FakePlatform:
+    """A remote platform in memory: posts it holds, and scripted failures for creates.
+
+    A scripted failure can say whether the post landed anyway (a timeout after the server
+    created it) so reconciliation has something real to find or miss.
+    """
+
+    name = "fake"
+    dedupes_creates = False
+
+    def __init__(self) -> None:
+        self.posts: list[SocialPost] = []
+        self.creates: list[tuple[CreatePost, str]] = []
+        self.create_failures: list[tuple[SocialError, bool]] = []
+        self.list_failure: SocialError | None = None
+        self.listed = 0
+
+    def fail_next_create(self, error: SocialError, *, landed: bool = False) -> None:
+        self.create_failures.append((error, landed))
+
+    def _store(self, post: CreatePost) -> SocialPost:
+        number = len(self.posts) + 1
+        stored = SocialPost(
+            platform=self.name,
+            id=f"remote-{number}",
+            author_id="109",
+            author_handle="brand",
+            text=post.text,
+            url=f"https://fake.example/@brand/{number}",
+            created_at=datetime.now(UTC),
+            in_reply_to_id=post.in_reply_to_id,
+        )
+        self.posts.append(stored)
+        return stored
+
+    # -- Platform ----------------------------------------------------------------------
+
+    def whoami(self) -> Identity:
+        return Identity(platform=self.name, account_id="109", handle="brand", domain="fake.example")
+
+    def limits(self) -> PlatformLimits:
+        return PlatformLimits(max_characters=500)
+
+    def text_length(self, text: str) -> int:
+        return len(text)
+
+    def search(self, query: str, *, limit: int) -> list[SocialPost]:
+        return []
+
+    def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
+        self.creates.append((post, idempotency_key))
+        if self.create_failures:
+            error, landed = self.create_failures.pop(0)
+            if landed:
+                self._store(post)
+            raise error
+        stored = self._store(post)
+        return Published(remote_id=stored.id, url=stored.url, created_at=stored.created_at)
+
+    def upload_media(self, media: MediaUpload) -> MediaRef:
+        raise NotImplementedError
+
+    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
+        self.listed += 1
+        if self.list_failure is not None:
+            raise self.list_failure
+        newest_first = reversed(self.posts)
+        return [post for post in newest_first if post.created_at >= since][:limit]
+
+    def close(self) -> None:
+        pass
+
+
+def _draft(subject: str = "their-post-1", text: str = "@alice thanks!", **kw: object) -> Draft:
+    kind = kw.pop("kind", DeliveryKind.REPLY)
+    in_reply_to = None
+    if kind == DeliveryKind.REPLY:
+        in_reply_to = SocialPost(
+            platform="fake",
+            id=subject,
+            author_id="7",
+            author_handle="alice",
+            text="hi brand",
+            created_at=datetime(2025, 3, 1, tzinfo=UTC),
+        )
+    return Draft(
+        delivery_id=delivery_id("fake", ACCOUNT_KEY, kind, subject),  # type: ignore[arg-type]
+        campaign="mentions",
+        account="brand",
+        platform="fake",
+        account_key=ACCOUNT_KEY,
+        kind=kind,  # type: ignore[arg-type]
+        subject=subject,
+        text=text,
+        in_reply_to=in_reply_to,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    opened = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def ledger(store: StateStore) -> Ledger:
+    return store.ledger
+
+
+@pytest.fixture
+def platform() -> FakePlatform:
+    return FakePlatform()
+
+
+@pytest.fixture
+def deliverer(ledger: Ledger, platform: FakePlatform) -> Deliverer:
+    return Deliverer(ledger, platform, run_id="run-1")
+
+
+def test_the_fake_is_a_platform(platform: FakePlatform) -> None:
+    assert isinstance(platform, Platform)
+
+
+def test_sent_once_then_already_sent(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    first = deliverer.deliver(draft)
+    assert first.outcome == Outcome.SENT
+    assert (first.remote_id, first.url) == ("remote-1", "https://fake.example/@brand/1")
+    assert first.settled
+    [(post, key)] = platform.creates
+    assert key == draft.delivery_id
+    assert (post.text, post.in_reply_to_id) == ("@alice thanks!", "their-post-1")
+
+    # Again, and again with a changed text, from another run: nothing more is posted.
+    again = Deliverer(ledger, platform, run_id="run-2").deliver(
+        _draft(text="@alice a whole new wording")
+    )
+    assert again.outcome == Outcome.ALREADY_SENT
+    assert (again.remote_id, again.url) == (first.remote_id, first.url)
+    assert again.settled
+    assert len(platform.creates) == 1 and len(platform.posts) == 1
+
+    record = ledger.get(draft.delivery_id)
+    assert record.state == DeliveryState.SENT and record.text == "@alice thanks!"
+    assert [row.outcome for row in ledger.attempts(draft.delivery_id)] == ["sent"]
+
+
+def test_unknown_then_reconciled_without_a_second_create(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("read timeout"), landed=True)
+    first = deliverer.deliver(draft)
+    assert first.outcome == Outcome.UNKNOWN
+    assert first.error_kind == "outcome_unknown"
+    assert not first.settled
+    assert ledger.get(draft.delivery_id).state == DeliveryState.UNKNOWN
+
+    second = deliverer.deliver(draft)
+    assert second.outcome == Outcome.RECONCILED
+    assert (second.remote_id, second.url) == ("remote-1", "https://fake.example/@brand/1")
+    assert len(platform.creates) == 1 and len(platform.posts) == 1
+    assert ledger.get(draft.delivery_id).state == DeliveryState.SENT
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["unknown", "reconciled"]
+
+    assert deliverer.deliver(draft).outcome == Outcome.ALREADY_SENT
+    assert len(platform.creates) == 1
+
+
+def test_unknown_then_sent_once_when_it_did_not_land(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("reset"), landed=False)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    second = deliverer.deliver(draft)
+    assert second.outcome == Outcome.SENT
+    assert platform.listed == 1  # it looked before sending again
+    assert len(platform.creates) == 2 and len(platform.posts) == 1
+    assert deliverer.deliver(draft).outcome == Outcome.ALREADY_SENT
+    assert len(platform.creates) == 2
+
+
+def test_reconciliation_matches_the_post_answered_not_any_post(
+    deliverer: Deliverer, platform: FakePlatform
+) -> None:
+    # Another reply of ours is out, to a different post: it must not count as this one.
+    assert deliverer.deliver(_draft("other-post")).outcome == Outcome.SENT
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=False)
+    assert deliverer.deliver(_draft("their-post-1")).outcome == Outcome.UNKNOWN
+    result = deliverer.deliver(_draft("their-post-1"))
+    assert result.outcome == Outcome.SENT
+    assert result.remote_id == "remote-2"
+
+
+def test_a_publish_is_reconciled_by_its_content(
+    deliverer: Deliverer, platform: FakePlatform
+) -> None:
+    draft = _draft("outbox-1:fake", text="Launch day!  ", kind=DeliveryKind.PUBLISH)
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=True)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    assert deliverer.deliver(draft).outcome == Outcome.RECONCILED
+    assert len(platform.creates) == 1
+
+
+def test_unknown_stays_unknown_while_the_platform_cannot_be_read(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=True)
+    deliverer.deliver(draft)
+    platform.list_failure = Transient("connect error")
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.UNKNOWN
+    assert result.error_kind == "transient"
+    assert len(platform.creates) == 1
+    assert ledger.get(draft.delivery_id).state == DeliveryState.UNKNOWN
+
+    platform.list_failure = None
+    assert deliverer.deliver(draft).outcome == Outcome.RECONCILED
+    assert len(platform.creates) == 1
+
+
+def test_a_run_that_died_mid_send_is_reconciled_after_its_lease(
+    tmp_path: Path, platform: FakePlatform
+) -> None:
+    now = [datetime(2025, 3, 1, 12, 0, tzinfo=UTC)]
+    store = StateStore(f"sqlite:///{tmp_path / 'lease.db'}", clock=lambda: now[0])
+    try:
+        draft = _draft()
+        store.ledger.plan(draft)
+        # A run claims it, the post goes out, and the run is killed before recording it.
+        crashed = store.ledger.claim(draft.delivery_id, run_id="dead-run", lease=DEFAULT_LEASE)
+        assert crashed.result == ClaimResult.CLAIMED
+        platform._store(CreatePost(text=draft.text, in_reply_to_id=draft.subject))
+
+        deliverer = Deliverer(store.ledger, platform, run_id="run-2")
+        assert deliverer.deliver(draft).outcome == Outcome.IN_FLIGHT
+        now[0] += DEFAULT_LEASE + timedelta(seconds=1)
+        result = deliverer.deliver(draft)
+        assert result.outcome == Outcome.RECONCILED
+        assert result.remote_id == "remote-1"
+        assert platform.creates == []
+    finally:
+        store.dispose()
+
+
+def test_in_flight_elsewhere_is_left_alone(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    ledger.plan(draft)
+    ledger.claim(draft.delivery_id, run_id="other-run", lease=DEFAULT_LEASE)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.IN_FLIGHT
+    assert not result.settled
+    assert platform.creates == []
+
+
+def test_duplicate_answer_triggers_reconciliation(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(Duplicate("already posted", status_code=422), landed=True)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.RECONCILED
+    assert result.remote_id == "remote-1"
+    assert ledger.get(draft.delivery_id).state == DeliveryState.SENT
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["reconciled"]
+
+
+def test_duplicate_answer_that_cannot_be_found_is_unknown(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(Duplicate("already posted"), landed=False)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.UNKNOWN
+    assert result.error_kind == "duplicate"
+    assert ledger.get(draft.delivery_id).state == DeliveryState.UNKNOWN
+
+
+def test_rejected_is_dead_and_stays_dead(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(Rejected("text too long", status_code=422))
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.DEAD
+    assert result.settled
+    assert result.error_kind == "rejected"
+    assert "text too long" in result.error
+    record = ledger.get(draft.delivery_id)
+    assert (record.state, record.status_code) == (DeliveryState.DEAD, 422)
+
+    again = deliverer.deliver(draft)
+    assert again.outcome == Outcome.DEAD
+    assert "text too long" in again.error
+    assert len(platform.creates) == 1
+
+
+def test_rate_limited_is_deferred_until_its_retry_after(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(RateLimited("slow down", retry_after=600, status_code=429))
+    before = datetime.now(UTC)
+    result = deliverer.deliver(draft)
+    after = datetime.now(UTC)
+    assert result.outcome == Outcome.DEFERRED
+    assert not result.settled
+    record = ledger.get(draft.delivery_id)
+    assert record.state == DeliveryState.FAILED
+    assert record.error_kind == "rate_limited"
+    expected = timedelta(seconds=600)
+    assert before + expected <= record.not_before <= after + expected
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["deferred"]
+
+    # Before that time, a new run leaves it alone.
+    assert deliverer.deliver(draft).outcome == Outcome.DEFERRED
+    assert len(platform.creates) == 1
+
+
+def test_quota_exhausted_is_deferred_until_the_quota_resets(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    until = datetime.now(UTC) + timedelta(hours=1)
+    platform.fail_next_create(QuotaExhausted("daily quota", until=until))
+    assert deliverer.deliver(_draft()).outcome == Outcome.DEFERRED
+    assert ledger.get(_draft().delivery_id).not_before == until
+
+
+@pytest.mark.parametrize(
+    "error", [Transient("503", status_code=503), AuthExpired("token refused", status_code=401)]
+)
+def test_retryable_failures_are_failed_then_sent_by_the_next_run(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger, error: SocialError
+) -> None:
+    draft = _draft()
+    platform.fail_next_create(error)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.FAILED
+    assert result.error_kind == error.kind
+    assert ledger.get(draft.delivery_id).state == DeliveryState.FAILED
+
+    assert deliverer.deliver(draft).outcome == Outcome.SENT
+    assert len(platform.creates) == 2 and len(platform.posts) == 1
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["failed", "sent"]
+
+
+def test_a_delivery_out_of_attempts_is_dead(ledger: Ledger, platform: FakePlatform) -> None:
+    deliverer = Deliverer(ledger, platform, run_id="run-1", max_attempts=2)
+    draft = _draft()
+    platform.fail_next_create(Transient("reset"))
+    platform.fail_next_create(Transient("reset again"))
+    assert deliverer.deliver(draft).outcome == Outcome.FAILED
+    last = deliverer.deliver(draft)
+    assert last.outcome == Outcome.DEAD
+    assert "reset again" in last.error
+    assert deliverer.deliver(draft).outcome == Outcome.DEAD
+    assert len(platform.creates) == 2 and platform.posts == []
+
+
+def test_a_doubtful_delivery_out_of_attempts_is_not_sent_again(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    deliverer = Deliverer(ledger, platform, run_id="run-1", max_attempts=1)
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=False)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.DEAD
+    assert "out of attempts (1)" in result.error
+    assert len(platform.creates) == 1
+    assert ledger.get(draft.delivery_id).state == DeliveryState.DEAD
+
+
+def test_send_drives_a_planned_delivery_from_the_ledger_alone(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    draft = _draft("their-post-9")
+    ledger.plan(draft)
+    result = deliverer.send(draft.delivery_id)
+    assert result.outcome == Outcome.SENT
+    [(post, key)] = platform.creates
+    assert (post.text, post.in_reply_to_id, key) == (draft.text, "their-post-9", draft.delivery_id)
+
+
+def test_a_publish_is_not_sent_as_a_reply(deliverer: Deliverer, platform: FakePlatform) -> None:
+    deliverer.deliver(_draft("outbox-7:fake", text="Launch!", kind=DeliveryKind.PUBLISH))
+    [(post, _)] = platform.creates
+    assert post.in_reply_to_id is None
+
+
+def test_a_full_quota_defers_without_calling_the_platform(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    quota = QuotaRule(limit=1, window=timedelta(hours=1))
+    deliverer = Deliverer(ledger, platform, run_id="run-1", quotas=[quota])
+    first = deliverer.deliver(_draft("post-a"))
+    assert first.outcome == Outcome.SENT
+    second = deliverer.deliver(_draft("post-b"))
+    assert second.outcome == Outcome.DEFERRED
+    assert second.error_kind == "quota_exhausted"
+    sent_at = ledger.get(first.delivery_id).sent_at
+    assert second.not_before == sent_at + quota.window
+    assert len(platform.creates) == 1

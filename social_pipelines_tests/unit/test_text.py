@@ -1,0 +1,93 @@
+"""Text as platforms render and count it."""
+
+from __future__ import annotations
+
+import pytest
+
+from social_pipelines.platforms.text import counted_length, fit_text, html_to_text
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>Hello world</p>", "Hello world"),
+        ("<p>First</p><p>Second</p>", "First\n\nSecond"),
+        ("<p>one<br />two<br>three</p>", "one\ntwo\nthree"),
+        (
+            "<p>a &amp; b &lt;c&gt; &quot;d&quot; &#39;e&#39; caf&eacute; &#x1F600;</p>",
+            "a & b <c> \"d\" 'e' café \U0001f600",
+        ),
+        (
+            '<p><span class="h-card"><a href="https://m.example/@bob" class="u-url mention">'
+            "@<span>bob</span></a></span> see "
+            '<a href="https://example.com/a/long/path"><span class="invisible">https://</span>'
+            '<span class="ellipsis">example.com/a/lo</span><span class="invisible">ng/path'
+            "</span></a></p>",
+            "@bob see https://example.com/a/long/path",
+        ),
+        ("  <p> padded </p>  ", "padded"),
+        ("plain text, no markup", "plain text, no markup"),
+        ("", ""),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("hello", 5),
+        ("", 0),
+        ("see https://example.com/a/very/long/path?with=query&and=more", 4 + 23),
+        ("http://a.b and https://c.d/e", 23 + 5 + 23),
+        ("short http://x.y", 6 + 23),  # a short URL still weighs 23
+        ("@alice@mastodon.social hi", len("@alice hi")),
+        ("cc @bob", 7),  # a local mention counts as written
+        ("mail bob@example.com", 20),  # an address is not a mention
+        ("cafe\u0301", 4),  # normalised: é is one character
+        ("\U0001f600\U0001f600", 2),
+    ],
+)
+def test_counted_length(text: str, length: int) -> None:
+    assert counted_length(text) == length
+
+
+def test_counted_length_takes_the_platform_url_weight() -> None:
+    assert counted_length("go https://example.com", characters_per_url=30) == 3 + 30
+
+
+def test_fit_text_leaves_fitting_text_alone() -> None:
+    assert fit_text("exactly ten", 11) == "exactly ten"
+
+
+def test_fit_text_cuts_at_a_word_with_an_ellipsis() -> None:
+    text = "one two three four five"
+    fitted = fit_text(text, 14)
+    assert fitted == "one two three…"
+    assert len(fitted) <= 14
+
+
+def test_fit_text_drops_dangling_punctuation() -> None:
+    assert fit_text("first, second; third", 15) == "first, second…"
+    assert fit_text("first, second; third", 13) == "first…"
+
+
+def test_fit_text_with_url_weighted_length() -> None:
+    url = "https://example.com/" + "x" * 200
+    text = f"read {url} today please"
+
+    def length(value: str) -> int:
+        return counted_length(value)
+
+    assert len(text) > 200
+    assert length(text) == 5 + 23 + 13
+    assert fit_text(text, 41, length) == text  # long in code points, fits as counted
+    shorter = fit_text(text, 40, length)
+    assert shorter == f"read {url} today…"
+    assert length(shorter) == 35
+
+
+def test_fit_text_refuses_when_nothing_fits() -> None:
+    with pytest.raises(ValueError, match="cannot fit"):
+        fit_text("unbreakable", 0)
