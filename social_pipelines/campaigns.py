@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from social_pipelines.errors import ConfigError
 
 NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"  # also a valid Dagster mapping key
 SUPPORTED_PLATFORMS = ("mastodon",)
+TEMPLATE_FIELDS = frozenset({"author", "query", "campaign"})
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
@@ -56,7 +58,9 @@ class AccountConfig(BaseModel):
         if unresolved := _ENV_REFERENCE.search(expanded):
             raise ValueError(f"environment variable {unresolved.group(1)} is not set")
         if not expanded.startswith(("http://", "https://")):
-            raise ValueError(f"{expanded!r} is not an http:// or https:// URL")
+            # Never echo an expanded value: a mistyped reference may name a secret.
+            shown = value if expanded != value else repr(value)
+            raise ValueError(f"{shown} is not an http:// or https:// URL")
         return expanded.rstrip("/")
 
     def token(self, variables: Mapping[str, str] | None = None) -> SecretStr:
@@ -92,12 +96,23 @@ class Campaign(BaseModel):
     @field_validator("template")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        allowed = {"author", "query", "campaign"}
-        used = set(re.findall(r"{(\w*)}", value))
-        if unknown := used - allowed:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
-            )
+        """Only plain `{author}`, `{query}`, `{campaign}` (and `{{`/`}}` for braces), so a
+        template that validates here can never fail when a reply is written."""
+        allowed = sorted(TEMPLATE_FIELDS)
+        try:
+            fields = list(string.Formatter().parse(value))
+        except ValueError as error:
+            raise ValueError(f"{error}; write literal braces as {{{{ and }}}}") from None
+        for _text, name, spec, conversion in fields:
+            if name is None:
+                continue
+            if name not in TEMPLATE_FIELDS:
+                raise ValueError(f"unknown placeholder {name!r}; allowed: {allowed}")
+            if spec or conversion:
+                raise ValueError(
+                    f"placeholder {{{name}}} takes no conversion or format spec; "
+                    f"allowed: {', '.join('{' + field + '}' for field in allowed)}"
+                )
         return value
 
 
@@ -145,6 +160,10 @@ def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> Ca
     context = {"variables": os.environ if variables is None else variables}
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"campaigns file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
     except FileNotFoundError:
         raise ConfigError(f"campaigns file {path} does not exist (SOCIAL_CAMPAIGNS_FILE)") from None
     except tomllib.TOMLDecodeError as error:
@@ -156,7 +175,16 @@ def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> Ca
         )
 
     accounts: dict[str, AccountConfig] = {}
-    for name, body in (raw.get("accounts") or {}).items():
+    accounts_table = raw.get("accounts") or {}
+    if not isinstance(accounts_table, dict):
+        raise ConfigError(
+            f"{path}: `accounts` must be a table of named accounts ([accounts.NAME]), "
+            f"not {type(accounts_table).__name__}"
+        )
+    campaign_list = raw.get("campaigns") or []
+    if not isinstance(campaign_list, list):
+        raise ConfigError(f"{path}: `campaigns` must be an array of tables ([[campaigns]])")
+    for name, body in accounts_table.items():
         try:
             accounts[name] = AccountConfig.model_validate({"name": name, **body}, context=context)
         except (ValidationError, TypeError) as error:
@@ -165,7 +193,7 @@ def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> Ca
 
     campaigns: dict[str, Campaign] = {}
     problems: list[CampaignProblem] = []
-    for index, body in enumerate(raw.get("campaigns") or []):
+    for index, body in enumerate(campaign_list):
         where = f"{path}: campaigns[{index}]" + (
             f" ({body['name']})" if isinstance(body, dict) and "name" in body else ""
         )

@@ -132,6 +132,16 @@ class Deliverer:
                 settled = self._reconcile_first(claim)
                 if settled is not None:
                     return settled
+                until = self.ledger.quota_until(delivery_id, self.quotas)
+                if until is not None:
+                    return self._record(
+                        record,
+                        claim.attempt,
+                        QuotaExhausted("posting quota used up", until=until),
+                        DeliveryState.FAILED,
+                        Outcome.DEFERRED,
+                        not_before=until,
+                    )
         if claim.attempt > self.max_attempts:
             return self._record(
                 record,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from social_pipelines.errors import ConfigError
 
@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default_factory=dagster_home,
         validation_alias=AliasChoices("DAGSTER_HOME", "SOCIAL_DAGSTER_HOME"),
     )
+
+    @field_validator("dagster_home", mode="before")
+    @classmethod
+    def _empty_home_is_unset(cls, value: object) -> object:
+        # DAGSTER_HOME="" means "not set" to Dagster too, not "the current directory".
+        return dagster_home() if value in ("", None) else value
 
     @field_validator("database_url")
     @classmethod
@@ -146,6 +152,12 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+    except SettingsError as error:
+        # pydantic-settings could not even parse a value (e.g. JSON for a dict field).
+        raise ConfigError(
+            f"invalid settings: {error}; complex fields such as {ENV_PREFIX}POLICIES take "
+            f"JSON, or one {ENV_PREFIX}POLICIES__<PLATFORM>__<FIELD> variable per value"
+        ) from None
 
 
 @cache

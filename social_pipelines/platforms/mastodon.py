@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from social_pipelines.errors import AuthExpired, Rejected, SocialError
+from social_pipelines.errors import AuthExpired, OutcomeUnknown, Rejected, SocialError, Transient
 from social_pipelines.models import (
     CreatePost,
     Identity,
@@ -52,6 +52,7 @@ class MastodonPlatform:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         on_rate_limit: RateLimitObserver | None = None,
+        before_request: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(
@@ -62,6 +63,7 @@ class MastodonPlatform:
             follow_redirects=False,
         )
         self._on_rate_limit = on_rate_limit
+        self._before_request = before_request
         self._identity: Identity | None = None
         self._limits: PlatformLimits | None = None
         self._instance: dict[str, Any] | None = None
@@ -77,6 +79,8 @@ class MastodonPlatform:
         create: bool = False,
         **kwargs: Any,
     ) -> Any:
+        if self._before_request is not None:
+            self._before_request(endpoint)  # a rate permit for this very request
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TransportError as error:
@@ -88,7 +92,14 @@ class MastodonPlatform:
             try:
                 return response.json()
             except ValueError:
-                raise status_error(response, platform=NAME, create=create) from None
+                # Accepted, but unreadable (a proxy's page?): a create may well be out.
+                error_class = OutcomeUnknown if create else Transient
+                raise error_class(
+                    "success status with a body that is not JSON",
+                    platform=NAME,
+                    status_code=response.status_code,
+                    detail=response.text,
+                ) from None
         raise self._error(response, create=create)
 
     def _error(self, response: httpx.Response, *, create: bool) -> SocialError:

@@ -13,7 +13,10 @@ from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonPlatform
 
 RateLimitObserver = Callable[[str, RateLimitInfo], None]
-Factory = Callable[[AccountConfig, SecretStr, float, RateLimitObserver | None], Platform]
+RequestHook = Callable[[str], None]
+Factory = Callable[
+    [AccountConfig, SecretStr, float, RateLimitObserver | None, RequestHook | None], Platform
+]
 
 
 def _mastodon(
@@ -21,12 +24,14 @@ def _mastodon(
     token: SecretStr,
     timeout: float,
     on_rate_limit: RateLimitObserver | None,
+    before_request: RequestHook | None,
 ) -> Platform:
     return MastodonPlatform(
         account.instance_url,
         token.get_secret_value(),
         timeout=timeout,
         on_rate_limit=on_rate_limit,
+        before_request=before_request,
     )
 
 
@@ -39,6 +44,7 @@ def connect(
     *,
     timeout: float,
     on_rate_limit: RateLimitObserver | None = None,
+    before_request: RequestHook | None = None,
 ) -> Platform:
     """The bare adapter. Everything outside `resilience/` gets it wrapped in its guard."""
     try:
@@ -48,4 +54,4 @@ def connect(
             f"account {account.name!r}: no adapter for platform {account.platform!r}; "
             f"available: {', '.join(sorted(FACTORIES))}"
         ) from None
-    return factory(account, token, timeout, on_rate_limit)
+    return factory(account, token, timeout, on_rate_limit, before_request)

@@ -6,6 +6,7 @@ dry run shows exactly what a real run would post.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from social_pipelines.campaigns import Campaign
@@ -21,8 +22,16 @@ class TemplateReplyWriter:
 
     def write(self, post: SocialPost, campaign: Campaign, *, max_length: int) -> str:
         author = post.author_handle.lstrip("@")
+        mention = f"@{author}"
         text = campaign.template.format(author=author, query=campaign.query, campaign=campaign.name)
-        # Mastodon only threads a reply to people it mentions; make sure the author is.
-        if f"@{author}" not in text:
-            text = f"@{author} {text}"
-        return fit_text(" ".join(text.split()), max_length, self.length)
+        text = " ".join(text.split())
+        fitted = fit_text(text, max_length, self.length)
+        # Mastodon only threads a reply to people it mentions: the mention must survive
+        # shortening, so when it was cut (or never there) it leads the reply.
+        mentioned = re.compile(rf"(?<!\S){re.escape(mention)}\b")
+        if not mentioned.search(fitted):
+            body = " ".join(mentioned.sub("", text).split())
+            fitted = f"{mention} " + fit_text(
+                body, max_length - self.length(mention + " "), self.length
+            )
+        return fitted

@@ -26,7 +26,7 @@ from social_pipelines.models import (
 )
 from social_pipelines.platforms.base import Platform
 from social_pipelines.resilience.breaker import SharedBreaker
-from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.limits import RateLimits, RequestGate
 from social_pipelines.resilience.policy import PlatformPolicy
 from social_pipelines.resilience.retry import retrying
 
@@ -44,13 +44,17 @@ class GuardedPlatform:
         policy: PlatformPolicy,
         breaker: SharedBreaker,
         limits: RateLimits,
+        gate: RequestGate | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
+        """`gate` is the one the adapter calls before each request; without one (an
+        adapter that sends exactly one request per call) each call takes one permit."""
         self.inner = inner
         self.account = account
         self.policy = policy
         self.breaker = breaker
         self.rate_limits = limits
+        self.gate = gate or RequestGate(limits, inner.name, account, policy)
         self._sleep = sleep
         self.name = inner.name
         self.dedupes_creates = inner.dedupes_creates
@@ -58,7 +62,7 @@ class GuardedPlatform:
     def _call(self, endpoint: str, func: Callable[[], T], *, create: bool = False) -> T:
         def attempt() -> T:
             self.breaker.check()
-            self.rate_limits.acquire(self.name, self.account, self.policy, endpoint)
+            self.gate.prepay(endpoint)
             try:
                 return self.breaker.call(func)
             except RateLimited as error:
@@ -71,6 +75,8 @@ class GuardedPlatform:
                     f"HTTP 429, retry after {wait:.0f} s",
                 )
                 raise
+            finally:
+                self.gate.forget_prepaid()
 
         runner = retrying(
             self.policy, create=create, dedupes=self.dedupes_creates, sleep=self._sleep

@@ -19,7 +19,7 @@ from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.registry import connect
 from social_pipelines.resilience.breaker import BreakerSnapshot, SharedBreaker
 from social_pipelines.resilience.guarded import GuardedPlatform
-from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.limits import RateLimits, RequestGate
 from social_pipelines.resilience.policy import PlatformPolicy, policy_for
 from social_pipelines.store.state import StateStore
 
@@ -89,8 +89,13 @@ class Guards:
         def observe(endpoint: str, info: RateLimitInfo) -> None:
             self.limits.observe(account.platform, account.name, policy, endpoint, info)
 
+        gate = RequestGate(self.limits, account.platform, account.name, policy)
         adapter = connect(
-            account, token, timeout=timeout or policy.call_timeout, on_rate_limit=observe
+            account,
+            token,
+            timeout=timeout or policy.call_timeout,
+            on_rate_limit=observe,
+            before_request=gate,
         )
         return GuardedPlatform(
             adapter,
@@ -98,4 +103,5 @@ class Guards:
             policy=policy,
             breaker=self.breaker(account.platform, account.name),
             limits=self.limits,
+            gate=gate,
         )

@@ -243,3 +243,39 @@ class RateLimits:
         if self._pool is not None and getattr(self, "_pool_pid", None) == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+class RequestGate:
+    """A rate permit for every HTTP request an adapter sends, not one per call.
+
+    One platform call can send several requests (identity plus instance limits, pages of
+    own posts), and the platform counts each. The guarded platform prepays the first permit
+    outside its breaker (so waiting for a slot never counts as a platform success or
+    failure); the adapter calls the gate before each request and takes a new permit for
+    every request after the first.
+    """
+
+    def __init__(
+        self, limits: RateLimits, platform: str, account: str, policy: PlatformPolicy
+    ) -> None:
+        self.limits = limits
+        self.platform = platform
+        self.account = account
+        self.policy = policy
+        self._prepaid = 0
+
+    def prepay(self, endpoint: str) -> float:
+        waited = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
+        self._prepaid = 1
+        return waited
+
+    def forget_prepaid(self) -> None:
+        """A call that ended before sending anything leaves its permit spent (erring on
+        the side of fewer requests)."""
+        self._prepaid = 0
+
+    def __call__(self, endpoint: str) -> None:
+        if self._prepaid:
+            self._prepaid -= 1
+            return
+        self.limits.acquire(self.platform, self.account, self.policy, endpoint)

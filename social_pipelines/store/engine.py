@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,34 @@ def normalise_url(url: str) -> str:
     return url
 
 
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL lets readers (the UI, a sensor) run beside the writer.
+
+    Switching a file to WAL needs it to itself, and SQLite answers "database is locked" at
+    once (no busy handler) while another connection writes: wait and try again. Once the
+    file is in WAL mode, which persists, this is a single read.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return  # "wal", or "memory" for an in-memory database, which cannot use WAL
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (the UI, a sensor) run beside the writer; busy_timeout makes a
-    # concurrent writer wait instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # busy_timeout makes a concurrent writer wait instead of failing with "locked".
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -229,12 +229,16 @@ class Ledger:
             ).first()
             if before is None:
                 raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
-            if quotas and connection.dialect.name == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                    {"key": f"{before.platform}:{before.account_key}"},
-                )
-            until = self._quota_until(connection, before, quotas, now) if quotas else None
+            is_doubtful = before.state == DeliveryState.UNKNOWN or (
+                before.state == DeliveryState.SENDING
+                and before.lease_until is not None
+                and before.lease_until < now
+            )
+            # A doubtful row is reconciled first (a read, posting nothing): the quota is
+            # checked after a miss, before anything is sent (`quota_until`).
+            until = (
+                None if is_doubtful else self._locked_quota_until(connection, before, quotas, now)
+            )
             if until is not None:
                 connection.execute(
                     deliveries.update()
@@ -278,6 +282,35 @@ class Ledger:
             ClaimResult.RECONCILE if was_doubtful else ClaimResult.CLAIMED, record, record.attempts
         )
 
+    def quota_until(self, delivery_id: str, quotas: Iterable[QuotaRule]) -> datetime | None:
+        """When this delivery's account may post again under `quotas` (None: now)."""
+        quotas = list(quotas)
+        if not quotas:
+            return None
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+            ).one()
+            return self._locked_quota_until(connection, row, quotas, self.clock())
+
+    def _locked_quota_until(
+        self,
+        connection: sa.Connection,
+        row: sa.Row,
+        quotas: Iterable[QuotaRule],
+        now: datetime,
+    ) -> datetime | None:
+        quotas = list(quotas)
+        if not quotas:
+            return None
+        if connection.dialect.name == "postgresql":
+            # Serialise quota decisions per account (SQLite's write lock already does).
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"{row.platform}:{row.account_key}"},
+            )
+        return self._quota_until(connection, row, quotas, now)
+
     def _quota_until(
         self,
         connection: sa.Connection,
@@ -285,7 +318,11 @@ class Ledger:
         quotas: Iterable[QuotaRule],
         now: datetime,
     ) -> datetime | None:
-        """When the account may post again, or None if it may post now."""
+        """When the account may post again, or None if it may post now.
+
+        Used are: posts sent in the window, sends in flight, and unknown outcomes of the
+        window (they may well have landed).
+        """
         c = deliveries.c
         mine = sa.and_(
             c.platform == row.platform,
@@ -307,7 +344,12 @@ class Ledger:
                     .order_by(c.sent_at)
                 ).scalars()
             )
-            used = len(sent_times) + in_flight
+            unknown = connection.execute(
+                sa.select(sa.func.count()).where(
+                    mine, c.state == str(DeliveryState.UNKNOWN), c.updated_at >= since
+                )
+            ).scalar_one()
+            used = len(sent_times) + in_flight + unknown
             if used < rule.limit:
                 continue
             # The window frees when enough of the sent rows have aged out of it; sends in

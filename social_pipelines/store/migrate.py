@@ -13,11 +13,31 @@ import sqlalchemy as sa
 
 from social_pipelines.store.schema import metadata, schema_version
 
+
+def _columns(connection: sa.Connection, table: str) -> set[str]:
+    return {column["name"] for column in sa.inspect(connection).get_columns(table)}
+
+
+def _v2_account_and_wider_outcome(connection: sa.Connection) -> None:
+    """v2: deliveries remember the account's name; attempt outcomes fit `superseded:...`."""
+    if "account" not in _columns(connection, "deliveries"):
+        connection.execute(
+            sa.text("ALTER TABLE deliveries ADD COLUMN account VARCHAR(64) NOT NULL DEFAULT ''")
+        )
+    if connection.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        connection.execute(
+            sa.text("ALTER TABLE delivery_attempts ALTER COLUMN outcome TYPE VARCHAR(32)")
+        )
+
+
 # Upgrades after the first version, in order: (version reached, step). A step receives the
 # connection inside the schema transaction. Tables new in a version are created by
-# `create_all` itself; steps are for changes to existing tables.
-UPGRADES: list[tuple[int, Callable[[sa.Connection], None]]] = []
-CURRENT_VERSION = 1 + len(UPGRADES)
+# `create_all` itself (v2 also added circuit_breakers, breaker_events and rate_blocks);
+# steps are for changes to tables that already exist.
+UPGRADES: list[tuple[int, Callable[[sa.Connection], None]]] = [
+    (2, _v2_account_and_wider_outcome),
+]
+CURRENT_VERSION = UPGRADES[-1][0]
 _LOCK_KEY = 0x50C1A1  # an arbitrary constant naming this project's schema lock
 
 

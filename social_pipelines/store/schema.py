@@ -13,7 +13,6 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 
-
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes on both backends (SQLite would hand back naive ones)."""
 
@@ -28,12 +27,11 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(
-        self, value: datetime | None, dialect: sa.Dialect
-    ) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 schema_version = sa.Table(
     "social_schema_version",
@@ -93,8 +91,9 @@ delivery_attempts = sa.Table(
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
-    # sent, reconciled, failed, unknown, dead, deferred
-    sa.Column("outcome", sa.String(16), nullable=True),
+    # sent, reconciled, failed, unknown, dead, deferred; "superseded:..." when a newer
+    # attempt took the delivery over before this one reported.
+    sa.Column("outcome", sa.String(32), nullable=True),
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("error_kind", sa.String(32), nullable=True),
     sa.Column("error", sa.String(2048), nullable=True),

@@ -325,13 +325,6 @@ def test_a_superseded_attempt_cannot_overwrite_the_newer_outcome(
             "postgresql",
             marks=[
                 pytest.mark.postgres,
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="BUG: ledger._finish writes 'superseded:<outcome>' into "
-                    "delivery_attempts.outcome, a VARCHAR(16); 'superseded:unknown' (18), "
-                    "'superseded:failed' (17) and 'superseded:deferred' (19) raise "
-                    "StringDataRightTruncation on PostgreSQL",
-                ),
             ],
         ),
     ],
@@ -367,11 +360,6 @@ def test_a_superseded_error_report_is_recorded_not_raised(
             "postgresql",
             marks=[
                 pytest.mark.postgres,
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="BUG: 'superseded:reconciled' (21 chars) does not fit "
-                    "delivery_attempts.outcome VARCHAR(16) on PostgreSQL",
-                ),
             ],
         ),
     ],

@@ -172,13 +172,6 @@ def test_opening_waits_for_a_concurrent_writer_instead_of_failing(tmp_path: Path
     assert waited >= 0.25  # it waited for the writer (busy_timeout), then went ahead
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: engine._sqlite_pragmas runs PRAGMA journal_mode=WAL on connect; on a file "
-    "not yet in WAL mode, SQLite answers 'database is locked' at once while another "
-    "connection writes (busy_timeout is not applied), so two processes opening a new "
-    "store together fail at random",
-)
 def test_opening_a_new_sqlite_file_waits_for_a_concurrent_writer(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     timer = _hold_a_write_lock(path, wal=False, seconds=0.3)

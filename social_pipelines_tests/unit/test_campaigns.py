@@ -142,13 +142,6 @@ def test_an_unknown_template_placeholder_is_reported(tmp_path: Path) -> None:
     assert "allowed: ['author', 'campaign', 'query']" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: campaigns.Campaign._placeholders checks placeholders with the regex "
-    r"'{(\w*)}', so '{who.name}', '{who!r}', '{who:>5}' and an unclosed '{author' pass "
-    "validation and then raise KeyError/ValueError in TemplateReplyWriter.write at run "
-    "time; '{{literal}}' braces are wrongly refused",
-)
 @pytest.mark.parametrize(
     ("template", "valid"),
     [
@@ -260,12 +253,6 @@ def test_an_unknown_top_level_key_stops_the_load(tmp_path: Path) -> None:
         load_campaigns(path, variables=VARIABLES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: campaigns.load_campaigns calls raw['accounts'].items(): writing accounts "
-    "as an array of tables ([[accounts]]) raises AttributeError instead of a ConfigError "
-    "naming the file",
-)
 def test_accounts_written_as_an_array_is_a_config_error(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
@@ -276,11 +263,6 @@ def test_accounts_written_as_an_array_is_a_config_error(tmp_path: Path) -> None:
         load_campaigns(path, variables=VARIABLES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: campaigns.load_campaigns does not catch UnicodeDecodeError: a file saved "
-    "as Latin-1 raises it raw instead of a ConfigError naming the file",
-)
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes((ACCOUNT + "# café\n").encode("latin-1"))
@@ -337,11 +319,6 @@ def test_account_errors_never_show_a_token_value(tmp_path: Path) -> None:
     assert "tok-brand-secret" not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: AccountConfig._url puts the expanded value in its error: an instance_url "
-    "that references the token variable by mistake prints the token in the ConfigError",
-)
 def test_a_misplaced_token_reference_is_not_echoed(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

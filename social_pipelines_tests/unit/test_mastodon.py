@@ -226,13 +226,6 @@ def test_the_token_never_shows_even_when_the_url_is_in_the_error(
     _assert_no_token(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MastodonPlatform._request maps a 2xx create whose body is not JSON "
-    "through status_error, which falls through to Rejected ('request rejected'): the "
-    "Deliverer then marks the delivery dead although the platform accepted the post; it "
-    "should be OutcomeUnknown so it is reconciled",
-)
 def test_a_create_answered_2xx_with_a_broken_body_is_outcome_unknown(
     api: respx.MockRouter, mastodon: MastodonPlatform
 ) -> None:

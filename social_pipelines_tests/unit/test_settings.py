@@ -50,12 +50,6 @@ def test_state_store_without_dagster_home_lives_in_the_working_directory(
     assert load_settings().state_store_url == f"sqlite:///{expected}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings.Settings.dagster_home reads DAGSTER_HOME='' as Path('') (the "
-    "working directory) while settings.dagster_home() treats an empty value as unset, so "
-    "the state store lands in ./social_state.db instead of ./.dagster_home/",
-)
 def test_an_empty_dagster_home_means_the_default(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
@@ -160,12 +154,6 @@ def test_a_bad_policy_names_the_variable(
     assert fragment in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings.load_settings only catches pydantic ValidationError; a "
-    "SOCIAL_POLICIES value that is not JSON raises pydantic_settings.SettingsError "
-    "('error parsing value for field \"policies\"'), not a ConfigError naming the variable",
-)
 def test_policies_that_are_not_json_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOCIAL_POLICIES", "mastodon.quota_per_hour=3")
     with pytest.raises(ConfigError, match="SOCIAL_POLICIES"):

@@ -91,11 +91,6 @@ def test_respects_max_length_as_the_platform_counts_it() -> None:
     assert plain == "Hi @bob, our dagster guides are at…"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TemplateReplyWriter.write adds the @author mention before fit_text "
-    "shortens the text, so a template with the mention near its end loses it when cut",
-)
 def test_a_shortened_reply_still_mentions_the_author() -> None:
     campaign = _campaign(
         "Thanks so much for all your kind words about {query}, we love it @{author}",
