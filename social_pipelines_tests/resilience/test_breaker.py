@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def reject() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+def store(store_url: str) -> Iterator[StateStore]:
+    """On SQLite and on PostgreSQL: every process and machine shares the breaker."""
+    opened = StateStore(store_url)
+    yield opened
+    opened.dispose()
 
 
 def make(store: StateStore, name: str = "mastodon:brand") -> SharedBreaker:

@@ -23,13 +23,20 @@ def policy(limit: int = 3, seconds: float = 60, max_wait: float = 0.2) -> Platfo
 
 
 @pytest.fixture
-def limits(tmp_path: Path):
-    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+def limits(store_url: str, tmp_path: Path):
+    """Buckets on a locked SQLite file, or PostgreSQL tables beside the state store."""
+    store = StateStore(store_url)
     sleeps: list[float] = []
-    rate_limits = RateLimits(store.engine, sqlite_path=tmp_path / "buckets.db", sleep=sleeps.append)
+    where = (
+        {"postgres_url": store_url}
+        if store.backend == "postgresql"
+        else {"sqlite_path": tmp_path / "buckets.db"}
+    )
+    rate_limits = RateLimits(store.engine, sleep=sleeps.append, **where)
     rate_limits.sleeps = sleeps  # type: ignore[attr-defined]
     yield rate_limits
     rate_limits.close()
+    store.dispose()
 
 
 def test_bucket_admits_its_limit_then_refuses_with_a_wait(limits: RateLimits) -> None:
