@@ -110,15 +110,21 @@ class Deliverer:
 
     def deliver(self, draft: Draft) -> DeliveryResult:
         """Plan the draft (the first text planned wins) and send it once."""
-        self.ledger.plan(draft)
-        return self.send(draft.delivery_id)
+        claim = self.ledger.plan_and_claim(
+            draft, run_id=self.run_id, lease=self.lease, quotas=self.quotas
+        )
+        return self._drive(claim)
 
     def send(self, delivery_id: str) -> DeliveryResult:
         """Drive a planned delivery one step towards `sent` (or dead)."""
         claim = self.ledger.claim(
             delivery_id, run_id=self.run_id, lease=self.lease, quotas=self.quotas
         )
+        return self._drive(claim)
+
+    def _drive(self, claim: Claim) -> DeliveryResult:
         record = claim.record
+        delivery_id = record.delivery_id
         match claim.result:
             case ClaimResult.SENT:
                 return _result(record, Outcome.ALREADY_SENT)

@@ -8,6 +8,7 @@ process wins the trial call, the others keep seeing the circuit open until it de
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pybreaker
 import sqlalchemy as sa
 
 from social_pipelines.errors import PLATFORM_UNWELL, CircuitOpen
+from social_pipelines.store.engine import for_writing
 from social_pipelines.store.ledger import Clock, utcnow
 from social_pipelines.store.schema import breaker_events, circuit_breakers
 
@@ -54,6 +56,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     ) -> None:
         super().__init__(name)
         self.engine = engine
+        self.writer = for_writing(engine)
         self.reset_timeout = reset_timeout
         self.trial_timeout = trial_timeout
         # pybreaker times the reset with the real clock, so the store must use it too.
@@ -62,7 +65,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._ensure_row()
 
     def _ensure_row(self) -> None:
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             exists = connection.execute(
                 sa.select(circuit_breakers.c.name).where(circuit_breakers.c.name == self.name)
             ).first()
@@ -91,7 +94,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         condition = circuit_breakers.c.name == self.name
         if where is not None:
             condition = sa.and_(condition, where)
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             return connection.execute(
                 circuit_breakers.update().where(condition).values(updated_at=self.clock(), **values)
             ).rowcount
@@ -167,7 +170,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     def _event(self, from_state: str | None, to_state: str, reason: str | None) -> None:
         suffix = f" ({reason})" if reason else ""
         log.warning("circuit %s: %s -> %s%s", self.name, from_state, to_state, suffix)
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             connection.execute(
                 breaker_events.insert().values(
                     name=self.name,
@@ -228,15 +231,38 @@ class SharedBreaker:
             until=until,
         )
 
-    def check(self) -> None:
+    def check(self) -> BreakerSnapshot:
         """Fail fast, without touching the platform, while the circuit is open."""
         snapshot = self.snapshot()
         if snapshot.state == OPEN and snapshot.reset_at and self.clock() < snapshot.reset_at:
             raise self._open_error("waiting for the reset timeout")
+        return snapshot
 
-    def call(self, func: Callable[[], T]) -> T:
-        self.check()
+    def call(self, func: Callable[[], T], *, checked: BreakerSnapshot | None = None) -> T:
+        """Run `func` under the breaker. `checked` is a snapshot the caller just took.
+
+        A healthy circuit (closed, no failures counted) is the common case: the call runs
+        directly, with no bookkeeping, and only a failure that says the platform is unwell
+        goes through pybreaker to be counted. Every other state is pybreaker's.
+        """
+        snapshot = checked or self.check()
+        if snapshot.state == CLOSED and snapshot.fail_counter == 0:
+            try:
+                return func()
+            except Exception as error:
+                if not _not_platform_failure(error):
+                    self._count_failure(error)
+                raise
         try:
             return self.breaker.call(func)
         except pybreaker.CircuitBreakerError as error:
             raise self._open_error(str(error)) from None
+
+    def _count_failure(self, error: Exception) -> None:
+        def fail_again() -> None:
+            raise error
+
+        # pybreaker counts it, opens the circuit at fail_max and records the transition;
+        # the caller re-raises the original error either way.
+        with contextlib.suppress(Exception):
+            self.breaker.call(fail_again)

@@ -61,10 +61,11 @@ class GuardedPlatform:
 
     def _call(self, endpoint: str, func: Callable[[], T], *, create: bool = False) -> T:
         def attempt() -> T:
-            self.breaker.check()
-            self.gate.prepay(endpoint)
+            snapshot = self.breaker.check()
+            waited = self.gate.prepay(endpoint)
             try:
-                return self.breaker.call(func)
+                # After a real wait for a rate slot the circuit may have moved: look again.
+                return self.breaker.call(func, checked=snapshot if waited < 0.05 else None)
             except RateLimited as error:
                 # The platform refused for rate: nobody in any process asks again before
                 # it said we may.

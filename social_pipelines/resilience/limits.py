@@ -26,6 +26,7 @@ from pyrate_limiter.buckets import SQLiteBucket
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.resilience.policy import PlatformPolicy
+from social_pipelines.store.engine import for_writing
 from social_pipelines.store.ledger import Clock, utcnow
 from social_pipelines.store.schema import rate_blocks
 
@@ -97,6 +98,7 @@ class RateLimits:
         if (sqlite_path is None) == (postgres_url is None):
             raise ValueError("give exactly one of sqlite_path and postgres_url")
         self.engine = engine
+        self.writer = for_writing(engine)
         self.sqlite_path = sqlite_path
         self.postgres_url = postgres_url
         self.clock = clock
@@ -195,7 +197,7 @@ class RateLimits:
     def block(self, keys: list[str], until: datetime, reason: str) -> None:
         """Block buckets until `until` (never shortening an existing block)."""
         now = self.clock()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             for key in keys:
                 updated = connection.execute(
                     rate_blocks.update()

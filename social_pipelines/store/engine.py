@@ -55,6 +55,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+WRITE_OPTION = "social_write"
+
+
+def _begin_sqlite(connection: sa.Connection) -> None:
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writing(engine: sa.Engine) -> sa.Engine:
+    """The same engine (and pool), marked so its transactions take SQLite's write lock
+    at BEGIN. Use it for every transaction that writes; plain `engine` for reads."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 def create_engine(url: str) -> sa.Engine:
     url = normalise_url(url)
     try:
@@ -66,9 +80,10 @@ def create_engine(url: str) -> sa.Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that a
-        # claim's read and write happen in one transaction.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # pysqlite's own transaction handling defers BEGIN; issue it ourselves: IMMEDIATE
+        # (the write lock up front, so a read-then-write cannot deadlock) for writing
+        # transactions, a plain BEGIN for reads so they never queue behind writers.
+        sa.event.listen(engine, "begin", _begin_sqlite)
 
         @sa.event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_connection: Any, _record: object) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from social_pipelines.errors import SocialError, excerpt
 from social_pipelines.models import DeliveryState, Draft, Published
+from social_pipelines.store.engine import for_writing
 from social_pipelines.store.schema import deliveries, delivery_attempts
 
 Clock = Callable[[], datetime]
@@ -98,6 +99,7 @@ class Ledger:
 
     def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
         self.engine = engine
+        self.writer = for_writing(engine)
         self.clock = clock
 
     # -- reading -----------------------------------------------------------------------
@@ -173,24 +175,8 @@ class Ledger:
         The text stored is the first one planned; a later, different draft of the same
         delivery (a changed template) does not replace what may already be out.
         """
-        now = self.clock()
-        values = {
-            "delivery_id": draft.delivery_id,
-            "platform": draft.platform,
-            "account_key": draft.account_key,
-            "kind": str(draft.kind),
-            "subject": draft.subject,
-            "campaign": draft.campaign,
-            "account": draft.account,
-            "state": str(DeliveryState.PLANNED),
-            "text": draft.text,
-            "content_hash": content_hash(draft.text),
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        with self.engine.begin() as connection:
-            connection.execute(_insert_ignore(connection, values))
+        with self.writer.begin() as connection:
+            connection.execute(_insert_ignore(connection, _planned_values(draft, self.clock())))
             row = connection.execute(
                 sa.select(deliveries).where(deliveries.c.delivery_id == draft.delivery_id)
             ).one()
@@ -209,77 +195,102 @@ class Ledger:
         A planned or due failed row is claimed for sending; an unknown row, or a sending
         row whose claimant's lease ran out (a killed process), is claimed for
         reconciliation first. Anything else is reported as it is. When a posting quota of
-        the account is used up (sent rows plus sends in flight), the row gets a not-before
-        time instead and the claim says DEFERRED: quota and claim are one transaction, so
-        racing runs cannot overshoot it together.
+        the account is used up (sent rows, sends in flight, unknown outcomes), the row gets
+        a not-before time instead and the claim says DEFERRED: quota and claim are one
+        transaction, so racing runs cannot overshoot it together.
         """
+        with self.writer.begin() as connection:
+            return self._claim(connection, delivery_id, run_id, lease, list(quotas))
+
+    def plan_and_claim(
+        self,
+        draft: Draft,
+        *,
+        run_id: str | None,
+        lease: timedelta,
+        quotas: Iterable[QuotaRule] = (),
+    ) -> Claim:
+        """`plan` then `claim`, in one transaction (one commit less per delivery)."""
+        with self.writer.begin() as connection:
+            connection.execute(_insert_ignore(connection, _planned_values(draft, self.clock())))
+            return self._claim(connection, draft.delivery_id, run_id, lease, list(quotas))
+
+    def _claim(
+        self,
+        connection: sa.Connection,
+        delivery_id: str,
+        run_id: str | None,
+        lease: timedelta,
+        quotas: list[QuotaRule],
+    ) -> Claim:
         now = self.clock()
         c = deliveries.c
-        sendable = sa.and_(
-            c.state.in_([str(DeliveryState.PLANNED), str(DeliveryState.FAILED)]),
-            sa.or_(c.not_before.is_(None), c.not_before <= now),
+        row = connection.execute(sa.select(deliveries).where(c.delivery_id == delivery_id)).first()
+        if row is None:
+            raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
+        before = DeliveryRecord.from_row(row)
+        sendable = before.state in (DeliveryState.PLANNED, DeliveryState.FAILED) and (
+            before.not_before is None or before.not_before <= now
         )
-        doubtful = sa.or_(
-            c.state == str(DeliveryState.UNKNOWN),
-            sa.and_(c.state == str(DeliveryState.SENDING), c.lease_until < now),
+        doubtful = before.state == DeliveryState.UNKNOWN or (
+            before.state == DeliveryState.SENDING
+            and before.lease_until is not None
+            and before.lease_until < now
         )
-        with self.engine.begin() as connection:
-            before = connection.execute(
-                sa.select(deliveries).where(c.delivery_id == delivery_id)
-            ).first()
-            if before is None:
-                raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
-            is_doubtful = before.state == DeliveryState.UNKNOWN or (
-                before.state == DeliveryState.SENDING
-                and before.lease_until is not None
-                and before.lease_until < now
-            )
-            # A doubtful row is reconciled first (a read, posting nothing): the quota is
-            # checked after a miss, before anything is sent (`quota_until`).
-            until = (
-                None if is_doubtful else self._locked_quota_until(connection, before, quotas, now)
-            )
+        if not (sendable or doubtful):
+            return Claim(_why_not_claimed(before, now), before)
+        # A doubtful row is reconciled first (a read, posting nothing): its quota is
+        # checked after a miss, before anything is sent (`quota_until`).
+        if sendable and quotas:
+            until = self._locked_quota_until(connection, row, quotas, now)
             if until is not None:
                 connection.execute(
                     deliveries.update()
-                    .where(c.delivery_id == delivery_id, sendable)
+                    .where(c.delivery_id == delivery_id)
                     .values(not_before=until, error_kind="quota_exhausted", updated_at=now)
                 )
-                row = connection.execute(
-                    sa.select(deliveries).where(c.delivery_id == delivery_id)
-                ).one()
-                record = DeliveryRecord.from_row(row)
-                if record.state in (DeliveryState.PLANNED, DeliveryState.FAILED):
-                    return Claim(ClaimResult.DEFERRED, record)
-                return Claim(_why_not_claimed(record, now), record)
-            result = connection.execute(
-                deliveries.update()
-                .where(c.delivery_id == delivery_id, sa.or_(sendable, doubtful))
-                .values(
-                    state=str(DeliveryState.SENDING),
-                    attempts=c.attempts + 1,
-                    lease_until=now + lease,
-                    run_id=run_id,
-                    updated_at=now,
+                deferred = replace(
+                    before, not_before=until, error_kind="quota_exhausted", updated_at=now
                 )
+                return Claim(ClaimResult.DEFERRED, deferred)
+        # Conditional on the state read above: under SQLite's write lock nothing changed
+        # it, and on PostgreSQL a concurrent claimant makes this match no row.
+        result = connection.execute(
+            deliveries.update()
+            .where(
+                c.delivery_id == delivery_id,
+                c.state == str(before.state),
+                c.attempts == before.attempts,
             )
-            row = connection.execute(
+            .values(
+                state=str(DeliveryState.SENDING),
+                attempts=before.attempts + 1,
+                lease_until=now + lease,
+                run_id=run_id,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            current = connection.execute(
                 sa.select(deliveries).where(c.delivery_id == delivery_id)
             ).one()
-            record = DeliveryRecord.from_row(row)
-            if result.rowcount != 1:
-                return Claim(_why_not_claimed(record, now), record)
-            connection.execute(
-                delivery_attempts.insert().values(
-                    delivery_id=delivery_id,
-                    attempt=record.attempts,
-                    run_id=run_id,
-                    started_at=now,
-                )
+            record = DeliveryRecord.from_row(current)
+            return Claim(_why_not_claimed(record, now), record)
+        record = replace(
+            before,
+            state=DeliveryState.SENDING,
+            attempts=before.attempts + 1,
+            lease_until=now + lease,
+            run_id=run_id,
+            updated_at=now,
+        )
+        connection.execute(
+            delivery_attempts.insert().values(
+                delivery_id=delivery_id, attempt=record.attempts, run_id=run_id, started_at=now
             )
-        was_doubtful = before.state in (DeliveryState.UNKNOWN, DeliveryState.SENDING)
+        )
         return Claim(
-            ClaimResult.RECONCILE if was_doubtful else ClaimResult.CLAIMED, record, record.attempts
+            ClaimResult.RECONCILE if doubtful else ClaimResult.CLAIMED, record, record.attempts
         )
 
     def quota_until(self, delivery_id: str, quotas: Iterable[QuotaRule]) -> datetime | None:
@@ -287,7 +298,7 @@ class Ledger:
         quotas = list(quotas)
         if not quotas:
             return None
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             row = connection.execute(
                 sa.select(deliveries).where(deliveries.c.delivery_id == delivery_id)
             ).one()
@@ -337,29 +348,27 @@ class Ledger:
         latest: datetime | None = None
         for rule in quotas:
             since = now - rule.window
-            sent_times = list(
-                connection.execute(
-                    sa.select(c.sent_at)
-                    .where(mine, c.state == str(DeliveryState.SENT), c.sent_at >= since)
-                    .order_by(c.sent_at)
-                ).scalars()
-            )
+            sent_in_window = sa.and_(mine, c.state == str(DeliveryState.SENT), c.sent_at >= since)
+            sent = connection.execute(sa.select(sa.func.count()).where(sent_in_window)).scalar_one()
             unknown = connection.execute(
                 sa.select(sa.func.count()).where(
                     mine, c.state == str(DeliveryState.UNKNOWN), c.updated_at >= since
                 )
             ).scalar_one()
-            used = len(sent_times) + in_flight + unknown
+            used = sent + in_flight + unknown
             if used < rule.limit:
                 continue
             # The window frees when enough of the sent rows have aged out of it; sends in
-            # flight age out no sooner than the newest sent row.
-            free_index = used - rule.limit
-            frees_at = (
-                sent_times[free_index] + rule.window
-                if free_index < len(sent_times)
-                else (sent_times[-1] if sent_times else now) + rule.window
-            )
+            # flight and unknown ones age out no sooner than the newest sent row.
+            free_index = min(used - rule.limit, max(sent - 1, 0))
+            oldest_to_free = connection.execute(
+                sa.select(c.sent_at)
+                .where(sent_in_window)
+                .order_by(c.sent_at)
+                .limit(1)
+                .offset(free_index)
+            ).scalar()
+            frees_at = (oldest_to_free or now) + rule.window
             latest = frees_at if latest is None else max(latest, frees_at)
         return latest
 
@@ -367,7 +376,7 @@ class Ledger:
         """Give a not-yet-sent delivery a not-before time (a long wait, an open circuit)."""
         now = self.clock()
         c = deliveries.c
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             connection.execute(
                 deliveries.update()
                 .where(
@@ -483,10 +492,11 @@ class Ledger:
     ) -> DeliveryRecord:
         now = self.clock()
         c = deliveries.c
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             # Only the claimant of this attempt may close it: a run whose lease ran out and
             # whose row was taken over must not overwrite the newer attempt's outcome.
-            result = connection.execute(
+            # RETURNING (SQLite >= 3.35, PostgreSQL) hands back the row in the same statement.
+            row = connection.execute(
                 deliveries.update()
                 .where(
                     c.delivery_id == delivery_id,
@@ -494,7 +504,8 @@ class Ledger:
                     c.state == str(DeliveryState.SENDING),
                 )
                 .values(updated_at=now, **values)
-            )
+                .returning(*deliveries.c)
+            ).first()
             connection.execute(
                 delivery_attempts.update()
                 .where(
@@ -503,16 +514,35 @@ class Ledger:
                 )
                 .values(
                     finished_at=now,
-                    outcome=outcome if result.rowcount == 1 else f"superseded:{outcome}",
+                    outcome=outcome if row is not None else f"superseded:{outcome}",
                     status_code=status_code,
                     error_kind=error_kind,
                     error=error,
                 )
             )
-            row = connection.execute(
-                sa.select(deliveries).where(c.delivery_id == delivery_id)
-            ).one()
+            if row is None:
+                row = connection.execute(
+                    sa.select(deliveries).where(c.delivery_id == delivery_id)
+                ).one()
         return DeliveryRecord.from_row(row)
+
+
+def _planned_values(draft: Draft, now: datetime) -> dict[str, object]:
+    return {
+        "delivery_id": draft.delivery_id,
+        "platform": draft.platform,
+        "account_key": draft.account_key,
+        "kind": str(draft.kind),
+        "subject": draft.subject,
+        "campaign": draft.campaign,
+        "account": draft.account,
+        "state": str(DeliveryState.PLANNED),
+        "text": draft.text,
+        "content_hash": content_hash(draft.text),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _why_not_claimed(record: DeliveryRecord, now: datetime) -> ClaimResult:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from social_pipelines.store.schema import metadata, schema_version
+from social_pipelines.store.engine import for_writing
+from social_pipelines.store.schema import account_state_index, metadata, schema_version
 
 
 def _columns(connection: sa.Connection, table: str) -> set[str]:
@@ -19,11 +20,13 @@ def _columns(connection: sa.Connection, table: str) -> set[str]:
 
 
 def _v2_account_and_wider_outcome(connection: sa.Connection) -> None:
-    """v2: deliveries remember the account's name; attempt outcomes fit `superseded:...`."""
+    """v2: deliveries remember the account's name; attempt outcomes fit `superseded:...`;
+    an index for the quota counts."""
     if "account" not in _columns(connection, "deliveries"):
         connection.execute(
             sa.text("ALTER TABLE deliveries ADD COLUMN account VARCHAR(64) NOT NULL DEFAULT ''")
         )
+    account_state_index.create(connection, checkfirst=True)
     if connection.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
         connection.execute(
             sa.text("ALTER TABLE delivery_attempts ALTER COLUMN outcome TYPE VARCHAR(32)")
@@ -48,7 +51,7 @@ def _current_version(connection: sa.Connection) -> int:
 
 def ensure_schema(engine: sa.Engine) -> int:
     """Bring the store to `CURRENT_VERSION`; returns the version found before."""
-    with engine.begin() as connection:
+    with for_writing(engine).begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         metadata.create_all(connection, checkfirst=True)

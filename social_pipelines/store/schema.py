@@ -75,6 +75,13 @@ sa.Index(
     "ix_deliveries_sent", deliveries.c.platform, deliveries.c.account_key, deliveries.c.sent_at
 )
 sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.not_before)
+# Quota checks count an account's sends in flight and unknown outcomes on every claim.
+account_state_index = sa.Index(
+    "ix_deliveries_account_state",
+    deliveries.c.platform,
+    deliveries.c.account_key,
+    deliveries.c.state,
+)
 
 delivery_attempts = sa.Table(
     "delivery_attempts",
