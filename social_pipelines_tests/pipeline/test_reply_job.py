@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from dagster import DagsterInstance, UrlMetadataValue, build_schedule_context
 from dagster._core.definitions.run_request import RunRequest
 
@@ -175,9 +174,8 @@ def test_bad_campaign_entry_is_reported_and_the_rest_run(
 def test_schedule_requests_the_window_that_just_ended(env: Path) -> None:
     from datetime import UTC, datetime
 
-    from social_pipelines.schedules import reply_schedule
-
     from social_pipelines.definitions import defs
+    from social_pipelines.schedules import reply_schedule
 
     resources = {"platforms": defs.resources["platforms"]}
     when = datetime(2026, 11, 23, 10, tzinfo=UTC)
