@@ -115,7 +115,8 @@ class RateLimits:
         with self._guard:
             limiter = self._limiters.get(slot)
             if limiter is None:
-                limiter = Limiter(self._bucket(key, rates), buffer_ms=EDGE_MARGIN_MS)
+                # The rate already carries EDGE_MARGIN_MS; a second margin here only wastes permits.
+                limiter = Limiter(self._bucket(key, rates), buffer_ms=5)
                 self._limiters[slot] = limiter
             return limiter
 
