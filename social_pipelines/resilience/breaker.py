@@ -26,6 +26,8 @@ from social_pipelines.store.schema import breaker_events, circuit_breakers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Read before every call: built once.
+_BY_NAME = sa.select(circuit_breakers).where(circuit_breakers.c.name == sa.bindparam("name"))
 
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
 
@@ -86,9 +88,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def _row(self) -> sa.Row:
         with self.engine.connect() as connection:
-            return connection.execute(
-                sa.select(circuit_breakers).where(circuit_breakers.c.name == self.name)
-            ).one()
+            return connection.execute(_BY_NAME, {"name": self.name}).one()
 
     def _update(self, where: sa.ColumnElement[bool] | None = None, **values: object) -> int:
         condition = circuit_breakers.c.name == self.name

@@ -31,6 +31,11 @@ from social_pipelines.store.ledger import Clock, utcnow
 from social_pipelines.store.schema import rate_blocks
 
 Sleep = Callable[[float], None]
+# Asked before every request: built once (building it per call cost more than running it).
+_BLOCKED_UNTIL = sa.select(sa.func.max(rate_blocks.c.blocked_until)).where(
+    rate_blocks.c.bucket.in_(sa.bindparam("keys", expanding=True)),
+    rate_blocks.c.blocked_until > sa.bindparam("now"),
+)
 # Wait this much past a window before the next request: our clock and the platform's are
 # not the same instant, and a request sent at the edge may arrive in the next window.
 EDGE_MARGIN_MS = 25
@@ -187,12 +192,9 @@ class RateLimits:
     def blocked_until(self, keys: list[str]) -> datetime | None:
         if not keys:
             return None
-        now = self.clock()
         with self.engine.connect() as connection:
             return connection.execute(
-                sa.select(sa.func.max(rate_blocks.c.blocked_until)).where(
-                    rate_blocks.c.bucket.in_(keys), rate_blocks.c.blocked_until > now
-                )
+                _BLOCKED_UNTIL, {"keys": keys, "now": self.clock()}
             ).scalar_one()
 
     def block(self, keys: list[str], until: datetime, reason: str) -> None:

@@ -8,6 +8,7 @@ delivery cannot both win the claim, on SQLite or PostgreSQL alike.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -94,6 +95,64 @@ class Claim:
     attempt: int = 0
 
 
+# The hot path's statements, built once: building SQLAlchemy expressions (and their cache
+# keys) on every call cost more than running them.
+_c = deliveries.c
+_BY_ID = sa.select(deliveries).where(_c.delivery_id == sa.bindparam("delivery_id"))
+_MINE = sa.and_(
+    _c.platform == sa.bindparam("platform"),
+    _c.account_key == sa.bindparam("account_key"),
+    _c.delivery_id != sa.bindparam("delivery_id"),
+)
+_IN_FLIGHT = sa.select(sa.func.count()).where(
+    _MINE, _c.state == str(DeliveryState.SENDING), _c.lease_until >= sa.bindparam("now")
+)
+_SENT_IN_WINDOW = sa.and_(
+    _MINE, _c.state == str(DeliveryState.SENT), _c.sent_at >= sa.bindparam("since")
+)
+_SENT_COUNT = sa.select(sa.func.count()).where(_SENT_IN_WINDOW)
+_UNKNOWN_COUNT = sa.select(sa.func.count()).where(
+    _MINE, _c.state == str(DeliveryState.UNKNOWN), _c.updated_at >= sa.bindparam("since")
+)
+_NTH_SENT = (
+    sa.select(_c.sent_at)
+    .where(_SENT_IN_WINDOW)
+    .order_by(_c.sent_at)
+    .limit(1)
+    .offset(sa.bindparam("offset", type_=sa.Integer))
+)
+_TAKE = (
+    deliveries.update()
+    .where(
+        _c.delivery_id == sa.bindparam("b_delivery_id"),
+        _c.state == sa.bindparam("from_state"),
+        _c.attempts == sa.bindparam("from_attempts"),
+    )
+    .values(
+        state=str(DeliveryState.SENDING),
+        attempts=sa.bindparam("to_attempts"),
+        lease_until=sa.bindparam("lease_until"),
+        run_id=sa.bindparam("b_run_id"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+_ATTEMPT_STARTED = delivery_attempts.insert()
+_ATTEMPT_FINISHED = (
+    delivery_attempts.update()
+    .where(
+        delivery_attempts.c.delivery_id == sa.bindparam("b_delivery_id"),
+        delivery_attempts.c.attempt == sa.bindparam("b_attempt"),
+    )
+    .values(
+        finished_at=sa.bindparam("now"),
+        outcome=sa.bindparam("b_outcome"),
+        status_code=sa.bindparam("b_status_code"),
+        error_kind=sa.bindparam("b_error_kind"),
+        error=sa.bindparam("b_error"),
+    )
+)
+
+
 class Ledger:
     """Reads and moves delivery rows; every method is its own short transaction."""
 
@@ -176,7 +235,9 @@ class Ledger:
         delivery (a changed template) does not replace what may already be out.
         """
         with self.writer.begin() as connection:
-            connection.execute(_insert_ignore(connection, _planned_values(draft, self.clock())))
+            connection.execute(
+                _INSERT_IGNORE[connection.dialect.name], _planned_values(draft, self.clock())
+            )
             row = connection.execute(
                 sa.select(deliveries).where(deliveries.c.delivery_id == draft.delivery_id)
             ).one()
@@ -212,7 +273,9 @@ class Ledger:
     ) -> Claim:
         """`plan` then `claim`, in one transaction (one commit less per delivery)."""
         with self.writer.begin() as connection:
-            connection.execute(_insert_ignore(connection, _planned_values(draft, self.clock())))
+            connection.execute(
+                _INSERT_IGNORE[connection.dialect.name], _planned_values(draft, self.clock())
+            )
             return self._claim(connection, draft.delivery_id, run_id, lease, list(quotas))
 
     def _claim(
@@ -225,7 +288,7 @@ class Ledger:
     ) -> Claim:
         now = self.clock()
         c = deliveries.c
-        row = connection.execute(sa.select(deliveries).where(c.delivery_id == delivery_id)).first()
+        row = connection.execute(_BY_ID, {"delivery_id": delivery_id}).first()
         if row is None:
             raise KeyError(f"no delivery {delivery_id} in the ledger: plan it first")
         before = DeliveryRecord.from_row(row)
@@ -256,24 +319,19 @@ class Ledger:
         # Conditional on the state read above: under SQLite's write lock nothing changed
         # it, and on PostgreSQL a concurrent claimant makes this match no row.
         result = connection.execute(
-            deliveries.update()
-            .where(
-                c.delivery_id == delivery_id,
-                c.state == str(before.state),
-                c.attempts == before.attempts,
-            )
-            .values(
-                state=str(DeliveryState.SENDING),
-                attempts=before.attempts + 1,
-                lease_until=now + lease,
-                run_id=run_id,
-                updated_at=now,
-            )
+            _TAKE,
+            {
+                "b_delivery_id": delivery_id,
+                "from_state": str(before.state),
+                "from_attempts": before.attempts,
+                "to_attempts": before.attempts + 1,
+                "lease_until": now + lease,
+                "b_run_id": run_id,
+                "now": now,
+            },
         )
         if result.rowcount != 1:
-            current = connection.execute(
-                sa.select(deliveries).where(c.delivery_id == delivery_id)
-            ).one()
+            current = connection.execute(_BY_ID, {"delivery_id": delivery_id}).one()
             record = DeliveryRecord.from_row(current)
             return Claim(_why_not_claimed(record, now), record)
         record = replace(
@@ -285,9 +343,13 @@ class Ledger:
             updated_at=now,
         )
         connection.execute(
-            delivery_attempts.insert().values(
-                delivery_id=delivery_id, attempt=record.attempts, run_id=run_id, started_at=now
-            )
+            _ATTEMPT_STARTED,
+            {
+                "delivery_id": delivery_id,
+                "attempt": record.attempts,
+                "run_id": run_id,
+                "started_at": now,
+            },
         )
         return Claim(
             ClaimResult.RECONCILE if doubtful else ClaimResult.CLAIMED, record, record.attempts
@@ -334,27 +396,17 @@ class Ledger:
         Used are: posts sent in the window, sends in flight, and unknown outcomes of the
         window (they may well have landed).
         """
-        c = deliveries.c
-        mine = sa.and_(
-            c.platform == row.platform,
-            c.account_key == row.account_key,
-            c.delivery_id != row.delivery_id,
-        )
-        in_flight = connection.execute(
-            sa.select(sa.func.count()).where(
-                mine, c.state == str(DeliveryState.SENDING), c.lease_until >= now
-            )
-        ).scalar_one()
+        mine = {
+            "platform": row.platform,
+            "account_key": row.account_key,
+            "delivery_id": row.delivery_id,
+        }
+        in_flight = connection.execute(_IN_FLIGHT, {**mine, "now": now}).scalar_one()
         latest: datetime | None = None
         for rule in quotas:
-            since = now - rule.window
-            sent_in_window = sa.and_(mine, c.state == str(DeliveryState.SENT), c.sent_at >= since)
-            sent = connection.execute(sa.select(sa.func.count()).where(sent_in_window)).scalar_one()
-            unknown = connection.execute(
-                sa.select(sa.func.count()).where(
-                    mine, c.state == str(DeliveryState.UNKNOWN), c.updated_at >= since
-                )
-            ).scalar_one()
+            window = {**mine, "since": now - rule.window}
+            sent = connection.execute(_SENT_COUNT, window).scalar_one()
+            unknown = connection.execute(_UNKNOWN_COUNT, window).scalar_one()
             used = sent + in_flight + unknown
             if used < rule.limit:
                 continue
@@ -362,11 +414,7 @@ class Ledger:
             # flight and unknown ones age out no sooner than the newest sent row.
             free_index = min(used - rule.limit, max(sent - 1, 0))
             oldest_to_free = connection.execute(
-                sa.select(c.sent_at)
-                .where(sent_in_window)
-                .order_by(c.sent_at)
-                .limit(1)
-                .offset(free_index)
+                _NTH_SENT, {**window, "offset": free_index}
             ).scalar()
             frees_at = (oldest_to_free or now) + rule.window
             latest = frees_at if latest is None else max(latest, frees_at)
@@ -491,40 +539,54 @@ class Ledger:
         error: str | None = None,
     ) -> DeliveryRecord:
         now = self.clock()
-        c = deliveries.c
         with self.writer.begin() as connection:
-            # Only the claimant of this attempt may close it: a run whose lease ran out and
-            # whose row was taken over must not overwrite the newer attempt's outcome.
-            # RETURNING (SQLite >= 3.35, PostgreSQL) hands back the row in the same statement.
             row = connection.execute(
-                deliveries.update()
-                .where(
-                    c.delivery_id == delivery_id,
-                    c.attempts == attempt,
-                    c.state == str(DeliveryState.SENDING),
-                )
-                .values(updated_at=now, **values)
-                .returning(*deliveries.c)
+                _finish_statement(tuple(sorted(values))),
+                {
+                    "b_delivery_id": delivery_id,
+                    "b_attempts": attempt,
+                    "updated_at": now,
+                    **{f"v_{name}": value for name, value in values.items()},
+                },
             ).first()
             connection.execute(
-                delivery_attempts.update()
-                .where(
-                    delivery_attempts.c.delivery_id == delivery_id,
-                    delivery_attempts.c.attempt == attempt,
-                )
-                .values(
-                    finished_at=now,
-                    outcome=outcome if row is not None else f"superseded:{outcome}",
-                    status_code=status_code,
-                    error_kind=error_kind,
-                    error=error,
-                )
+                _ATTEMPT_FINISHED,
+                {
+                    "b_delivery_id": delivery_id,
+                    "b_attempt": attempt,
+                    "now": now,
+                    "b_outcome": outcome if row is not None else f"superseded:{outcome}",
+                    "b_status_code": status_code,
+                    "b_error_kind": error_kind,
+                    "b_error": error,
+                },
             )
             if row is None:
-                row = connection.execute(
-                    sa.select(deliveries).where(c.delivery_id == delivery_id)
-                ).one()
+                row = connection.execute(_BY_ID, {"delivery_id": delivery_id}).one()
         return DeliveryRecord.from_row(row)
+
+
+@functools.cache
+def _finish_statement(columns: tuple[str, ...]) -> sa.Executable:
+    """Close the claimant's attempt, setting `columns`; one statement per column set.
+
+    Only the claimant of this attempt may close it: a run whose lease ran out and whose
+    row was taken over must not overwrite the newer attempt's outcome. RETURNING (SQLite
+    3.35+, PostgreSQL) hands back the row in the same statement.
+    """
+    return (
+        deliveries.update()
+        .where(
+            _c.delivery_id == sa.bindparam("b_delivery_id"),
+            _c.attempts == sa.bindparam("b_attempts"),
+            _c.state == str(DeliveryState.SENDING),
+        )
+        .values(
+            updated_at=sa.bindparam("updated_at"),
+            **{name: sa.bindparam(f"v_{name}") for name in columns},
+        )
+        .returning(*deliveries.c)
+    )
 
 
 def _planned_values(draft: Draft, now: datetime) -> dict[str, object]:
@@ -555,11 +617,14 @@ def _why_not_claimed(record: DeliveryRecord, now: datetime) -> ClaimResult:
     return ClaimResult.DEFERRED
 
 
-def _insert_ignore(connection: sa.Connection, values: dict[str, object]) -> sa.Executable:
-    if connection.dialect.name == "postgresql":
+def _insert_ignore_statement(dialect: str) -> sa.Executable:
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(deliveries).values(**values).on_conflict_do_nothing()
+        return pg_insert(deliveries).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(deliveries).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(deliveries).on_conflict_do_nothing()
+
+
+_INSERT_IGNORE = {name: _insert_ignore_statement(name) for name in ("postgresql", "sqlite")}
