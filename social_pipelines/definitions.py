@@ -11,7 +11,7 @@ from social_pipelines.resources import (
     StateStoreResource,
 )
 from social_pipelines.schedules import reply_schedule
-from social_pipelines.sensors import deferred_deliveries_sensor
+from social_pipelines.sensors import deferred_deliveries_sensor, release_failed_run_claims
 from social_pipelines.settings import get_settings
 
 # Validate every setting now: a bad value fails the code location at load, with a message
@@ -26,7 +26,7 @@ state_store = StateStoreResource(
 defs = Definitions(
     jobs=[reply_job, redeliver_job],
     schedules=[reply_schedule],
-    sensors=[deferred_deliveries_sensor],
+    sensors=[deferred_deliveries_sensor, release_failed_run_claims],
     resources={
         "state_store": state_store,
         "platforms": PlatformsResource(state_store=state_store),

@@ -1,6 +1,13 @@
 """Sensors: the polling loops these pipelines used to run by hand."""
 
-from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
 
 from social_pipelines.circuits import check_circuits
 from social_pipelines.jobs import redeliver_job
@@ -31,3 +38,20 @@ def deferred_deliveries_sensor(
         return SkipReason(f"{len(due)} due, but {check.skip_reason()}")
     newest = max(record.updated_at for record in due)
     return RunRequest(run_key=f"redeliver-{len(due)}-{newest.isoformat()}")
+
+
+@run_failure_sensor(
+    monitor_all_code_locations=False,
+    minimum_interval_seconds=30,
+    description="When a run fails (or run monitoring marks a killed run failed), release "
+    "its delivery claims so the next run reconciles them instead of waiting out the lease.",
+)
+def release_failed_run_claims(
+    context: RunFailureSensorContext, state_store: StateStoreResource
+) -> None:
+    released = state_store.open().ledger.release_run(context.dagster_run.run_id)
+    if released:
+        context.log.warning(
+            f"run {context.dagster_run.run_id} failed holding {released} delivery claim(s); "
+            "released for reconciliation"
+        )

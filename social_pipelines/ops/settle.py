@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
 
 from social_pipelines.delivery import Outcome
-from social_pipelines.errors import SocialError
+from social_pipelines.errors import ConfigError, SocialError
 from social_pipelines.replies.steps import CampaignReport
 from social_pipelines.resilience.policy import PlatformPolicy
 
@@ -61,6 +61,9 @@ def platform_errors(context: OpExecutionContext, policy: PlatformPolicy) -> Iter
     """
     try:
         yield
+    except ConfigError as error:
+        # A missing token or a bad account entry: a person must fix it, retrying cannot.
+        raise Failure(description=str(error), allow_retries=False) from None
     except SocialError as error:
         if error.retryable and context.retry_number < policy.op_retries:
             wait = _retry_delay(policy, context.retry_number)

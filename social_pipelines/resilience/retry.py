@@ -39,8 +39,11 @@ def is_safe_to_repeat(
 
 
 def _wait(policy: PlatformPolicy) -> Callable[[RetryCallState], float]:
+    # Jitter in proportion to the backoff (tenacity's default adds up to a whole second).
     backoff = wait_exponential_jitter(
-        multiplier=policy.retry_initial_seconds, max=policy.retry_max_seconds
+        multiplier=policy.retry_initial_seconds,
+        max=policy.retry_max_seconds,
+        jitter=policy.retry_initial_seconds,
     )
 
     def wait(state: RetryCallState) -> float:

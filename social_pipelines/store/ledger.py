@@ -355,6 +355,25 @@ class Ledger:
             ClaimResult.RECONCILE if doubtful else ClaimResult.CLAIMED, record, record.attempts
         )
 
+    def release_run(self, run_id: str) -> int:
+        """A run is known dead (Dagster marked it failed): end its claims' leases now.
+
+        Its `sending` rows become doubtful at once, so the next attempt reconciles them
+        instead of waiting out the lease. Returns how many were released.
+        """
+        now = self.clock()
+        c = deliveries.c
+        with self.writer.begin() as connection:
+            return connection.execute(
+                deliveries.update()
+                .where(
+                    c.state == str(DeliveryState.SENDING),
+                    c.run_id == run_id,
+                    c.lease_until >= now,
+                )
+                .values(lease_until=now - timedelta(microseconds=1), updated_at=now)
+            ).rowcount
+
     def quota_until(self, delivery_id: str, quotas: Iterable[QuotaRule]) -> datetime | None:
         """When this delivery's account may post again under `quotas` (None: now)."""
         quotas = list(quotas)

@@ -21,14 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from social_pipelines.models import DeliveryState
 from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines.store import StateStore
-from social_pipelines.store.schema import deliveries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = "social_pipelines_tests.chaos.driver"
@@ -333,8 +332,9 @@ def recover(world: World, runs: Iterable[RunRecord]) -> list[str]:
     - Dagster: the run stays STARTED; mark it failed with `report_run_failed`, as run
       monitoring does (also any other run left unfinished: no driver is alive now).
     - Ledger: rows the dead run claimed stay `sending` until their lease (10 minutes)
-      runs out; the process is provably gone, so move the lease to the past, which is all
-      that waiting 10 minutes would change. The next claim then reconciles them.
+      runs out; once the run is marked failed, the project's run-failure sensor releases
+      them (`Ledger.release_run`), and the next claim reconciles them. Called here
+      directly, as the sensor would.
     """
     from dagster import DagsterRunStatus, RunsFilter
 
@@ -353,16 +353,9 @@ def recover(world: World, runs: Iterable[RunRecord]) -> list[str]:
             )
             marked.append(run.run_id)
     dead_runs = sorted(set(run_ids) | set(marked))
-    if dead_runs:
-        with world.store().engine.begin() as connection:
-            connection.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.state == str(DeliveryState.SENDING),
-                    deliveries.c.run_id.in_(dead_runs),
-                )
-                .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
-            )
+    ledger = world.store().ledger
+    for run_id in dead_runs:
+        ledger.release_run(run_id)
     return marked
 
 

@@ -98,3 +98,58 @@ def test_sensor_launches_redelivery_when_deliveries_fall_due(
 
     with build_sensor_context(instance=instance, resources=_resources()) as ctx:
         assert isinstance(deferred_deliveries_sensor(ctx), SkipReason)
+
+
+def test_failed_run_releases_its_claims_for_reconciliation(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path
+) -> None:
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from social_pipelines.definitions import defs
+    from social_pipelines.sensors import release_failed_run_claims
+
+    # A run that fails: its only campaign's account has no token.
+    campaigns = env / "campaigns.toml"
+    campaigns.write_text(
+        '[accounts.brand]\nplatform = "mastodon"\ninstance_url = "${SOCIAL_SANDBOX_URL}"\n'
+        'token_env = "NO_SUCH_TOKEN"\n\n[[campaigns]]\nname = "c"\naccount = "brand"\n'
+        'query = "dagster"\n'
+    )
+    import os
+
+    os.environ["SOCIAL_CAMPAIGNS_FILE"] = str(campaigns)
+    get_settings.cache_clear()
+    try:
+        failed = defs.get_job_def("reply_job").execute_in_process(
+            instance=instance, partition_key="2026-11-23-04:00", raise_on_error=False
+        )
+    finally:
+        del os.environ["SOCIAL_CAMPAIGNS_FILE"]
+        get_settings.cache_clear()
+    assert not failed.success
+    # Suppose it had claimed a delivery when it died.
+    store = StateStore.open(get_settings().state_store_url)
+    wanted = _deferred_reply(demo_sandbox, store)
+    claim = store.ledger.claim(wanted, run_id=failed.run_id, lease=timedelta(minutes=10))
+    assert store.ledger.claim(wanted, run_id="other", lease=timedelta(minutes=10)).result == (
+        "in_flight"
+    )
+
+    run = instance.get_run_by_id(failed.run_id)
+    failure = next(
+        e
+        for e in instance.all_logs(failed.run_id)
+        if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE
+    )
+    context = build_run_status_sensor_context(
+        sensor_name="release_failed_run_claims",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure.dagster_event,
+        resources={"state_store": _resources()["state_store"]},
+    ).for_run_failure()
+    release_failed_run_claims(context)
+
+    retry = store.ledger.claim(wanted, run_id="next", lease=timedelta(minutes=10))
+    assert claim.attempt == 1
+    assert retry.result == "reconcile"  # looked up on the platform before any resend
