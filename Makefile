@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: run test dev lint chaos bench clean home
+.PHONY: run test dev lint chaos bench coverage clean home
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ chaos: $(STAMP) home
 bench: $(STAMP) home
 	$(BIN)/python bench/client_overhead.py
 	$(BIN)/python bench/rate_limit_utilization.py
+
+coverage: $(STAMP) home
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage report
 
 lint: $(STAMP)
 	$(BIN)/ruff check social_pipelines social_pipelines_tests bench
