@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from social_pipelines.campaigns import AccountConfig
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.registry import connect
-from social_pipelines.resilience.breaker import BreakerSnapshot, SharedBreaker
+from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.resilience.limits import RateLimits, RequestGate
 from social_pipelines.resilience.policy import PlatformPolicy, policy_for
@@ -75,11 +75,6 @@ class Guards:
                 reset_timeout=policy.breaker_reset_seconds,
             )
         return self._breakers[name]
-
-    def open_circuits(self, accounts: list[AccountConfig]) -> list[BreakerSnapshot]:
-        """Breakers of these accounts that are open now (for schedules and sensors)."""
-        snapshots = [self.breaker(a.platform, a.name).snapshot() for a in accounts]
-        return [snapshot for snapshot in snapshots if snapshot.is_open]
 
     def connect(
         self, account: AccountConfig, token: SecretStr, *, timeout: float | None = None

@@ -8,7 +8,6 @@ ledger, not by retrying.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -21,8 +20,6 @@ from tenacity import (
 
 from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
 from social_pipelines.resilience.policy import PlatformPolicy
-
-T = TypeVar("T")
 
 
 def is_safe_to_repeat(
@@ -73,9 +70,3 @@ def retrying(
         reraise=True,
         **extra,
     )
-
-
-def call_with_retries(
-    func: Callable[[], T], policy: PlatformPolicy, *, create: bool, dedupes: bool
-) -> T:
-    return retrying(policy, create=create, dedupes=dedupes)(func)
