@@ -162,17 +162,19 @@ class Deliverer:
         """Settle a doubtful delivery from the platform's own record, if it is there."""
         record = claim.record
         try:
-            found = self.reconcile(record)
+            return self._found_on_platform(record, claim.attempt)
         except SocialError as error:
             # Still cannot tell whether it is out: it stays unknown.
             return self._record(
                 record, claim.attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
             )
+
+    def _found_on_platform(self, record: DeliveryRecord, attempt: int) -> DeliveryResult | None:
+        """Record the delivery as sent if the platform already has it; None on a miss."""
+        found = self.reconcile(record)
         if found is None:
             return None
-        done = self.ledger.record_sent(
-            record.delivery_id, claim.attempt, found, outcome="reconciled"
-        )
+        done = self.ledger.record_sent(record.delivery_id, attempt, found, outcome="reconciled")
         return _result(done, Outcome.RECONCILED)
 
     def _send(self, record: DeliveryRecord, attempt: int) -> DeliveryResult:
@@ -184,15 +186,12 @@ class Deliverer:
             published = self.platform.create_post(post, idempotency_key=record.delivery_id)
         except Duplicate as error:
             try:
-                found = self.reconcile(record)
+                settled = self._found_on_platform(record, attempt)
             except SocialError:
-                found = None
-            if found is not None:
-                done = self.ledger.record_sent(
-                    record.delivery_id, attempt, found, outcome="reconciled"
-                )
-                return _result(done, Outcome.RECONCILED)
-            return self._record(record, attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN)
+                settled = None
+            return settled or self._record(
+                record, attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
+            )
         except OutcomeUnknown as error:
             return self._record(record, attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN)
         except Rejected as error:

@@ -50,15 +50,17 @@ class PlatformsResource(ConfigurableResource):
         path = Path(self.campaigns_file) if self.campaigns_file else settings.campaigns_file
         return load_campaigns(path, settings.variables())
 
-    def policy(self, account_name: str) -> PlatformPolicy:
-        account = self.campaigns().accounts[account_name]
+    def account(self, name: str) -> AccountConfig:
+        return self.campaigns().accounts[name]
+
+    def policy(self, account: AccountConfig) -> PlatformPolicy:
         return self.state_store.guards().policy(account.platform)
 
     def deliverer(
         self, account: AccountConfig, platform: Platform, *, run_id: str | None
     ) -> Deliverer:
         """A deliverer for this account with its platform's posting quotas."""
-        policy = self.state_store.guards().policy(account.platform)
+        policy = self.policy(account)
         quotas = [
             QuotaRule(limit, timedelta(seconds=seconds))
             for limit, seconds in (

@@ -27,6 +27,7 @@ from social_pipelines.delivery import Outcome
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
+from social_pipelines.platforms.base import Platform
 from social_pipelines.replies.selection import select_candidates as choose
 from social_pipelines.replies.steps import (
     CampaignPlan,
@@ -109,8 +110,9 @@ def search_posts(
     context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
 ) -> Found:
     campaign = plan.campaign
-    with platform_errors(context, platforms.policy(campaign.account)):
-        platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
+    account = platforms.account(campaign.account)
+    with platform_errors(context, platforms.policy(account)):
+        platform = platforms.connect(account)
         try:
             identity = platform.whoami()
             posts = platform.search(campaign.query, limit=campaign.search_limit)
@@ -163,19 +165,18 @@ def write_replies(
     reply_writer: ReplyWriterResource,
 ) -> Drafted:
     plan = selected.plan
-    campaign = plan.campaign
-    with platform_errors(context, platforms.policy(campaign.account)):
-        drafts, writer_name = _draft(selected, platforms, reply_writer)
+    account = platforms.account(plan.campaign.account)
+    with platform_errors(context, platforms.policy(account)):
+        drafts, writer_name = _draft(selected, platforms.connect(account), reply_writer)
     context.add_output_metadata({"drafts": len(drafts), "writer": writer_name})
     return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
 
 
 def _draft(
-    selected: Selected, platforms: PlatformsResource, reply_writer: ReplyWriterResource
+    selected: Selected, platform: Platform, reply_writer: ReplyWriterResource
 ) -> tuple[list[Draft], str]:
     plan, identity = selected.plan, selected.identity
     campaign = plan.campaign
-    platform = platforms.connect(platforms.campaigns().accounts[campaign.account])
     try:
         writer = reply_writer.get(platform)
         limit = platform.limits().max_characters
@@ -209,6 +210,7 @@ def post_replies(
 ) -> CampaignReport:
     """Send each draft through the ledger: a post is answered at most once, ever."""
     plan = drafted.plan
+    account = platforms.account(plan.campaign.account)
     replies: list[PostedReply] = []
     if plan.dry_run:
         for draft in drafted.drafts:
@@ -223,7 +225,6 @@ def post_replies(
                 )
             )
     else:
-        account = platforms.campaigns().accounts[plan.campaign.account]
         platform = platforms.connect(account)
         try:
             deliverer = platforms.deliverer(account, platform, run_id=context.run_id)
@@ -268,7 +269,7 @@ def post_replies(
             },
         }
     )
-    settle_or_retry(context, report, platforms.policy(plan.campaign.account))
+    settle_or_retry(context, report, platforms.policy(account))
     return report
 
 
