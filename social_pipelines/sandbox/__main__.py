@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-characters", type=int, default=DEFAULT_MAX_CHARACTERS)
     parser.add_argument(
+        "--ignore-idempotency-keys",
+        action="store_true",
+        help="create a new status for every request, whatever its Idempotency-Key (as "
+        "Takahē does); default: keep the stored setting, else honour keys",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
     return parser.parse_args(argv)
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=rate_limit_from(args),
         seed=args.seed,
         max_characters=args.max_characters,
+        honour_idempotency_keys=False if args.ignore_idempotency_keys else None,
     )
     try:
         sock = bind(args.host, args.port)

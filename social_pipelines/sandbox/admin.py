@@ -174,6 +174,7 @@ class AdminApi:
                 "media_uploaded": db.counter("media_uploaded"),
                 "faults": sandbox.faults.counts(),
                 "rate_limit": sandbox.limiter.config.to_json(),
+                "idempotency_keys_honoured": sandbox.idempotency.honoured,
             }
         )
 
@@ -203,6 +204,22 @@ class AdminApi:
             except (InvalidPayload, TypeError, ValueError) as bad:
                 return error(422, str(bad))
         return JSONResponse(limiter.config.to_json())
+
+    async def idempotency(self, request: Request) -> Response:
+        """`{"honoured": false}` makes the server ignore `Idempotency-Key`, as Takahē does."""
+        keys = self.sandbox.idempotency
+        if request.method == "POST":
+            try:
+                body = await _json_body(request)
+                unknown = set(body) - {"honoured"}
+                if unknown:
+                    raise InvalidPayload(f"unknown settings: {', '.join(sorted(unknown))}")
+                if not isinstance(body.get("honoured"), bool):
+                    raise InvalidPayload('expected {"honoured": true} or {"honoured": false}')
+            except InvalidPayload as bad:
+                return error(422, str(bad))
+            keys.configure(honoured=body["honoured"])
+        return JSONResponse({"honoured": keys.honoured})
 
     async def accounts(self, request: Request) -> Response:
         sandbox = self.sandbox

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from social_pipelines.sandbox.db import Database
 
 KEY_TTL_MS = 3_600_000
+SETTING = "idempotency"
 
 
 @dataclass
@@ -29,9 +30,24 @@ class Claim:
 
 
 class IdempotencyKeys:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, honoured: bool | None = None) -> None:
+        """`honoured=None` keeps what the database remembers (default: honoured); a value
+        is applied and stored, and is what `reset` returns to."""
         self.db = db
         self._in_flight: dict[tuple[int, str], asyncio.Future[int | None]] = {}
+        stored = db.get_setting(SETTING)
+        if honoured is None:
+            honoured = bool(stored.get("honoured", True)) if stored else True
+        self.startup_honoured = honoured
+        self.honoured = honoured
+        if stored is None or stored.get("honoured") != honoured:
+            self.configure(honoured=honoured)
+
+    def configure(self, *, honoured: bool) -> None:
+        """Honour keys or ignore them from now on (persisted across restarts)."""
+        self.honoured = honoured
+        with self.db.transaction():
+            self.db.set_setting(SETTING, {"honoured": honoured})
 
     def lookup(self, account_id: int, key: str, now_ms: int) -> int | None:
         row = self.db.one(

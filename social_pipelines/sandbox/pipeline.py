@@ -4,7 +4,7 @@
 2. token -> account (an expired or unknown token is no account);
 3. rate limit: counted against the account, or the client IP without one; over -> 429;
 4. no account on an authenticated endpoint -> 401;
-5. `Idempotency-Key` claimed (status creation only);
+5. `Idempotency-Key` claimed (status creation only, unless the sandbox ignores keys);
 6. one fault draw: errors and "before" faults answer here, nothing processed;
 7. the handler;
 8. "after" faults: reset the connection or delay the answer.
@@ -111,7 +111,7 @@ class ApiPipeline:
 
         claim = None
         key = request.headers.get("idempotency-key")
-        if idempotent and account is not None and key:
+        if idempotent and account is not None and key and sandbox.idempotency.honoured:
             claim = await sandbox.idempotency.claim(account.id, key, now_ms())
         try:
             fault = None

@@ -52,6 +52,7 @@ class SandboxProcess:
         rate_limit_enabled: bool = True,
         seed: int = 0,
         max_characters: int = 500,
+        ignore_idempotency_keys: bool = False,
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         extra_args: tuple[str, ...] = (),
@@ -69,13 +70,15 @@ class SandboxProcess:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = extra_args
-        self._rate_args: list[str] = []
+        self._first_start_args: list[str] = []
         if rate_limit is not None:
-            self._rate_args += ["--rate-limit", str(rate_limit)]
+            self._first_start_args += ["--rate-limit", str(rate_limit)]
         if rate_window is not None:
-            self._rate_args += ["--rate-window", str(rate_window)]
+            self._first_start_args += ["--rate-window", str(rate_window)]
         if not rate_limit_enabled:
-            self._rate_args.append("--no-rate-limit")
+            self._first_start_args.append("--no-rate-limit")
+        if ignore_idempotency_keys:
+            self._first_start_args.append("--ignore-idempotency-keys")
         self._started_once = False
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: IO[bytes] | None = None
@@ -135,7 +138,7 @@ class SandboxProcess:
             str(self.max_characters),
         ]
         if not self._started_once:
-            command += self._rate_args
+            command += self._first_start_args
         return [*command, *self.extra_args]
 
     def _spawn(self, port: int) -> None:
@@ -322,6 +325,16 @@ class SandboxProcess:
             if value is not None
         }
         result: dict[str, Any] = self._admin("POST", "rate-limit", body)
+        return result
+
+    def idempotency(self) -> dict[str, Any]:
+        """`{"honoured": bool}`: whether the server dedupes by `Idempotency-Key`."""
+        result: dict[str, Any] = self._admin("GET", "idempotency")
+        return result
+
+    def set_idempotency(self, *, honoured: bool) -> dict[str, Any]:
+        """Honour or ignore `Idempotency-Key` from now on (persisted, undone by reset)."""
+        result: dict[str, Any] = self._admin("POST", "idempotency", {"honoured": honoured})
         return result
 
     def create_account(self, username: str, display_name: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class SandboxConfig:
     rate_limit: RateLimitConfig | None = None
     seed: int = 0
     max_characters: int = DEFAULT_MAX_CHARACTERS
+    # None: keep what the database has (default: honoured); given: applied and stored.
+    honour_idempotency_keys: bool | None = None
 
 
 class Sandbox:
@@ -50,18 +52,19 @@ class Sandbox:
             with self.db.transaction():
                 self.db.set_setting(RATE_SETTING, self.startup_rate_limit.to_json())
         self.faults = FaultInjector(self.db, config.seed)
-        self.idempotency = IdempotencyKeys(self.db)
+        self.idempotency = IdempotencyKeys(self.db, honoured=config.honour_idempotency_keys)
         with self.db.transaction():
             self.idempotency.purge(now_ms())
 
     def reset(self) -> None:
         """Back to a freshly started server: no statuses, media, keys, counters or faults,
-        the rate limit this process started with; accounts stay."""
+        the rate limit and idempotency setting this process started with; accounts stay."""
         with self.db.transaction():
             for table in ("media", "idempotency_keys", "rate_windows", "counters"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608
             self.db.execute("DELETE FROM statuses")
         self.limiter.configure(self.startup_rate_limit)
+        self.idempotency.configure(honoured=self.idempotency.startup_honoured)
         self.faults.clear()
 
     def close(self) -> None:

@@ -112,3 +112,43 @@ def test_a_fault_after_creation_keeps_the_key(sandbox: SandboxProcess):
     retried = post(sandbox, "sent-but-lost")
     posted = sandbox.posted()
     assert len(posted) == 1 and retried.json()["id"] == posted[0]["id"]
+
+
+def test_ignored_keys_create_a_status_per_request(sandbox: SandboxProcess):
+    """Like Takahē: with keys ignored, a repeated key is a second status."""
+    assert sandbox.idempotency() == {"honoured": True}
+    assert sandbox.set_idempotency(honoured=False) == {"honoured": False}
+    first = post(sandbox, "k1", "first")
+    second = post(sandbox, "k1", "first")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] != second.json()["id"]
+    assert [p["idempotency_key"] for p in sandbox.posted()] == [None, None]
+    assert sandbox.stats()["idempotency_keys_honoured"] is False
+    # Honoured again: keys dedupe from now on.
+    sandbox.set_idempotency(honoured=True)
+    third = post(sandbox, "k3", "third")
+    assert post(sandbox, "k3", "third").json()["id"] == third.json()["id"]
+
+
+def test_idempotency_setting_persists_and_reset_restores_startup(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with SandboxProcess(db) as sandbox:
+        sandbox.set_idempotency(honoured=False)
+        sandbox.restart()
+        assert sandbox.idempotency() == {"honoured": False}
+        sandbox.reset()  # this process started from the stored setting: still ignored
+        assert sandbox.idempotency() == {"honoured": False}
+    with SandboxProcess(tmp_path / "fresh.db", ignore_idempotency_keys=True) as sandbox:
+        assert sandbox.idempotency() == {"honoured": False}
+        sandbox.set_idempotency(honoured=True)
+        sandbox.reset()
+        assert sandbox.idempotency() == {"honoured": False}
+        created = [post(sandbox, "same", "x").json()["id"] for _ in range(2)]
+        assert created[0] != created[1]
+
+
+@pytest.mark.parametrize("body", [{"honoured": "no"}, {"honoured": False, "extra": 1}, {}], ids=str)
+def test_idempotency_admin_rejects_bad_bodies(sandbox: SandboxProcess, body):
+    answer = httpx.post(f"{sandbox.url}/_sandbox/idempotency", json=body)
+    assert answer.status_code == 422
+    assert sandbox.idempotency() == {"honoured": True}
