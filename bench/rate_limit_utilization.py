@@ -1,18 +1,20 @@
 """Several processes sharing one account: no 429s, and how much of the limit gets used.
 
 One sandbox with a small fixed-window limit (default 30 requests per 3 s, windows aligned to
-the Unix epoch like rack-attack's) and the client policy set to the same limit for the
-account bucket. For N in (2, 4): N spawned processes, each with its own state store handle,
-`Guards` and `GuardedPlatform` on one shared state store and one shared bucket file, send
-creates as fast as the stack lets them. They start half a window before a boundary (a run
-starts at any time) and are measured over the whole windows that follow. The sandbox says
-what it accepted (`/_sandbox/posted`, counted per server window from the status ids) and
-how many 429s it answered (`/_sandbox/stats`).
+the Unix epoch like rack-attack's), and two client configurations: its account bucket set to
+the same limit ("as the platform"), and Mastodon's default 300 per 300 s, ten times above it
+("above the platform"), where only the budget the sandbox announces in its `X-RateLimit-*`
+headers keeps the processes under the limit. For N in (2, 4): N spawned processes, each with
+its own state store handle, `Guards` and `GuardedPlatform` on one shared state store and one
+shared bucket file, send creates as fast as the stack lets them. They start half a window
+before a boundary (a run starts at any time) and are measured over the whole windows that
+follow. The sandbox says what it accepted (`/_sandbox/posted`, counted per server window
+from the status ids) and how many 429s it answered (`/_sandbox/stats`).
 
 utilization = creates accepted in the measured windows / (limit x windows)
 
     python bench/rate_limit_utilization.py [--windows 6] [--limit 30] [--window 3.0]
-        [--procs 2 4] [--lead 0.5]
+        [--procs 2 4] [--lead 0.5] [--configured as_platform above_platform]
 """
 
 from __future__ import annotations
@@ -40,8 +42,14 @@ GOAL = 0.95
 ID_SEQUENCE_BITS = 16  # sandbox ids: milliseconds since the epoch << 16 | sequence
 
 
-def overrides(limit: int, window: float) -> dict[str, dict[str, Any]]:
-    """The client's policy: the sandbox's limit on the one account bucket every call draws."""
+CONFIGURATIONS = ("as_platform", "above_platform")
+
+
+def overrides(limit: int, window: float, configured: str) -> dict[str, dict[str, Any]]:
+    """The client's policy: the sandbox's limit on the one account bucket every call draws,
+    or the shipped Mastodon default (300 per 5 minutes)."""
+    if configured == "above_platform":
+        return {}
     return {
         "mastodon": {
             "buckets": {"account": [{"limit": limit, "seconds": window}]},
@@ -65,12 +73,13 @@ def worker(
     state_dir: str,
     limit: int,
     window: float,
+    configured: str,
     ready: Any,
     start_at: Any,
     results: Any,
 ) -> None:
     """One process: build its own stack, wait for the common start, send until the end."""
-    stack = FullStack(Path(state_dir), url, overrides=overrides(limit, window))
+    stack = FullStack(Path(state_dir), url, overrides=overrides(limit, window, configured))
     report = WorkerReport()
     try:
         ready.put(True)
@@ -118,6 +127,7 @@ def run(
     root: Path,
     procs: int,
     *,
+    configured: str,
     limit: int,
     window: float,
     windows: int,
@@ -125,13 +135,13 @@ def run(
 ) -> dict[str, Any]:
     """One measurement with `procs` processes on a fresh sandbox state and bucket file."""
     sandbox.reset()  # statuses, counters and windows gone; the start's rate limit restored
-    state_dir = root / f"state-{procs}"
+    state_dir = root / f"state-{configured}-{procs}"
     context = mp.get_context("spawn")
     ready, start_at, results = context.Queue(), context.Queue(), context.Queue()
     workers = [
         context.Process(
             target=worker,
-            args=(sandbox.url, str(state_dir), limit, window, ready, start_at, results),
+            args=(sandbox.url, str(state_dir), limit, window, configured, ready, start_at, results),
         )
         for _ in range(procs)
     ]
@@ -159,6 +169,7 @@ def run(
         errors.update(report.errors)
     calls = [seconds for report in reports for seconds in report.call_seconds]
     return {
+        "configured": configured,
         "procs": procs,
         "accepted": sum(measured),
         "per_window": measured,
@@ -194,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="start this many windows before the first measured one (default 0.5)",
     )
+    parser.add_argument(
+        "--configured",
+        nargs="+",
+        choices=CONFIGURATIONS,
+        default=list(CONFIGURATIONS),
+        help="client bucket as the platform's limit, or the shipped default above it",
+    )
     args = parser.parse_args(argv)
 
     results = []
@@ -203,15 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             root / "sandbox.db", rate_limit=args.limit, rate_window=args.window
         ) as sandbox:
             print(
-                f"sandbox limit {args.limit} per {args.window:g} s (fixed windows), client "
-                f"bucket the same; {args.windows} whole windows measured per run, processes "
-                f"start {args.lead:g} window before"
+                f"sandbox limit {args.limit} per {args.window:g} s (fixed windows); client "
+                "bucket the same (as_platform) or the default 300 per 300 s (above_platform); "
+                f"{args.windows} whole windows measured per run, processes start "
+                f"{args.lead:g} window before"
             )
-            for procs in args.procs:
+            cases = [(c, p) for c in args.configured for p in args.procs]
+            for configured, procs in cases:
                 result = run(
                     sandbox,
                     root,
                     procs,
+                    configured=configured,
                     limit=args.limit,
                     window=args.window,
                     windows=args.windows,
@@ -219,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 results.append(result)
                 print(
-                    f"{procs} procs: {result['accepted']} accepted in {args.windows} windows "
+                    f"{configured}, {procs} procs: {result['accepted']} accepted in "
+                    f"{args.windows} windows "
                     f"(per window {result['per_window']}; lead-in {result['before']}, "
                     f"after the end {result['after']}), "
                     f"requests {result['requests']}, violations {result['violations']}, "
@@ -234,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
                     f" long-run utilization window/(window+mean lag): {result['steady']:.3f}",
                     flush=True,
                 )
-    parts = ", ".join(f"{r['procs']} procs: {r['utilization']:.2f}" for r in results)
-    violations = sum(r["violations"] for r in results)
-    print(f"utilization {parts} (goal >= {GOAL}), violations: {violations}")
+    for configured in args.configured:
+        mine = [r for r in results if r["configured"] == configured]
+        parts = ", ".join(f"{r['procs']} procs: {r['utilization']:.2f}" for r in mine)
+        violations = sum(r["violations"] for r in mine)
+        print(f"utilization {configured}: {parts} (goal >= {GOAL}), violations: {violations}")
     return 0
 
 

@@ -3,10 +3,15 @@
 The rules of DESIGN.md's delivery ledger live here and nowhere else:
 - a `sent` delivery is never sent again; its remote id and URL are returned instead;
 - a delivery that may already be out (`unknown`, or a claimant that died mid-send) is
-  reconciled against the account's own recent posts before anything is sent again;
+  reconciled against the account's own recent posts before anything is sent again, after
+  the platform's settle time (a new post can take seconds to show in the account's list);
+  the idempotency key is still sent with every create, as a second guard, never the only
+  one (servers ignore keys or lose them);
 - a platform "duplicate" answer triggers reconciliation, not failure;
-- a create is repeated in place only when it provably never reached the platform or the
-  platform dedupes it (the guarded platform's retries decide that from the error class);
+- a create is repeated in place only when it provably never reached the platform (the
+  guarded platform's retries decide that from the error class);
+- a claim is a lease the deliverer renews while it works (a heartbeat), so a killed run's
+  claims are free within about a lease whatever the run launcher;
 - a used-up quota, a long rate-limit wait or an open circuit defers the delivery with a
   not-before time instead of failing or sleeping;
 - a delivery out of attempts, or rejected, is dead with its reason, and stays visible.
@@ -14,10 +19,15 @@ The rules of DESIGN.md's delivery ledger live here and nowhere else:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import TracebackType
 
 from social_pipelines.errors import (
     CircuitOpen,
@@ -28,6 +38,7 @@ from social_pipelines.errors import (
     Rejected,
     SocialError,
 )
+from social_pipelines.log import Log
 from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
 from social_pipelines.platforms.base import Platform
 from social_pipelines.store.ledger import (
@@ -39,9 +50,16 @@ from social_pipelines.store.ledger import (
     content_hash,
 )
 
-DEFAULT_LEASE = timedelta(minutes=10)
+# A claim lapses a minute after its holder's last sign of life; the holder renews it four
+# times a lease, so one missed beat (a slow write) never loses a live claim.
+DEFAULT_LEASE = timedelta(seconds=60)
+DEFAULT_SETTLE = timedelta(seconds=5)
 DEFAULT_MAX_ATTEMPTS = 6
 RECONCILE_LIMIT = 5000
+# An outcome-unknown create is reconciled in the same step at most this many times (each
+# after the settle time); what is still unknown then is left to the step's retry.
+IN_STEP_RECONCILES = 3
+_LOG = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -74,6 +92,12 @@ class DeliveryResult:
         return self.outcome in SETTLED
 
 
+def _what(record: DeliveryRecord) -> str:
+    """A delivery as a person reads it in a log line."""
+    target = f"reply to {record.subject}" if record.kind == DeliveryKind.REPLY else record.subject
+    return f"{record.platform} {target} as {record.account} ({record.delivery_id[:12]})"
+
+
 def _result(
     record: DeliveryRecord, outcome: Outcome, error: SocialError | None = None
 ) -> DeliveryResult:
@@ -88,8 +112,49 @@ def _result(
     )
 
 
+class Heartbeat:
+    """Renews the leases of every claim its holder has, from a daemon thread.
+
+    Dagster's default run launcher never marks a SIGKILLed run failed, so no sensor would
+    ever release what it held: only a lease that stops being renewed frees the claims of a
+    process that is gone, and renewing it keeps a slow but live one from being overtaken.
+    """
+
+    def __init__(self, ledger: Ledger, holder: str, lease: timedelta, log: Log) -> None:
+        self.ledger = ledger
+        self.holder = holder
+        self.lease = lease
+        self.interval = lease.total_seconds() / 4
+        self.log = log
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._beat, name=f"lease-heartbeat-{self.holder[:8]}", daemon=True
+            )
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.ledger.renew_leases(self.holder, self.lease)
+            except Exception as error:  # a missed beat; the next one tries again
+                self.log.warning(f"could not renew delivery claims of {self.holder}: {error}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
 class Deliverer:
-    """Sends drafts for one account through its (guarded) platform, under the ledger."""
+    """Sends drafts for one account through its (guarded) platform, under the ledger.
+
+    Use it as a context manager: while it is open, a heartbeat renews its claims.
+    """
 
     def __init__(
         self,
@@ -98,29 +163,73 @@ class Deliverer:
         *,
         run_id: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
+        settle: timedelta = DEFAULT_SETTLE,
         quotas: Iterable[QuotaRule] = (),
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        reconciles_in_step: int = IN_STEP_RECONCILES,
+        log: Log | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`reconciles_in_step` bounds how often one `deliver`/`send` waits out the settle
+        time and reconciles an unknown outcome itself (0: leave it to the next call)."""
         self.ledger = ledger
         self.platform = platform
-        self.run_id = run_id
+        # Claims are held in the name of the run; outside a run, of this deliverer.
+        self.run_id = run_id or f"local-{uuid.uuid4().hex}"
         self.lease = lease
+        self.settle = settle
         self.quotas = tuple(quotas)
         self.max_attempts = max_attempts
+        self.reconciles_in_step = reconciles_in_step
+        self.log = log or _LOG
+        self._sleep = sleep
+        self._heartbeat = Heartbeat(ledger, self.run_id, lease, self.log)
+
+    def __enter__(self) -> Deliverer:
+        self._heartbeat.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._heartbeat.stop()
 
     def deliver(self, draft: Draft) -> DeliveryResult:
         """Plan the draft (the first text planned wins) and send it once."""
+        self._heartbeat.start()
         claim = self.ledger.plan_and_claim(
             draft, run_id=self.run_id, lease=self.lease, quotas=self.quotas
         )
-        return self._drive(claim)
+        return self._settle_unknown(self._drive(claim))
 
     def send(self, delivery_id: str) -> DeliveryResult:
-        """Drive a planned delivery one step towards `sent` (or dead)."""
+        """Drive a planned delivery towards `sent` (or dead)."""
+        return self._settle_unknown(self._send_once(delivery_id))
+
+    def _send_once(self, delivery_id: str) -> DeliveryResult:
+        self._heartbeat.start()
         claim = self.ledger.claim(
             delivery_id, run_id=self.run_id, lease=self.lease, quotas=self.quotas
         )
         return self._drive(claim)
+
+    def _settle_unknown(self, result: DeliveryResult) -> DeliveryResult:
+        """An unknown outcome is looked for after the settle time, in this step: found, it
+        is recorded as sent; missed, it is sent again. Bounded; the rest waits for a retry."""
+        for _ in range(self.reconciles_in_step):
+            if result.outcome != Outcome.UNKNOWN or result.not_before is None:
+                return result
+            wait = (result.not_before - self.ledger.clock()).total_seconds()
+            if wait > 0:
+                self._sleep(wait)
+            result = self._send_once(result.delivery_id)
+        return result
 
     def _drive(self, claim: Claim) -> DeliveryResult:
         record = claim.record
@@ -165,17 +274,36 @@ class Deliverer:
             return self._found_on_platform(record, claim.attempt)
         except SocialError as error:
             # Still cannot tell whether it is out: it stays unknown.
-            return self._record(
-                record, claim.attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
+            self.log.warning(
+                f"reconciling {_what(record)}: could not list the account's posts ({error}); "
+                "it stays unknown and is not sent again"
             )
+            return self._unknown(record, claim.attempt, error)
 
     def _found_on_platform(self, record: DeliveryRecord, attempt: int) -> DeliveryResult | None:
         """Record the delivery as sent if the platform already has it; None on a miss."""
         found = self.reconcile(record)
         if found is None:
+            self.log.warning(
+                f"reconciled {_what(record)}: not among the account's own posts; "
+                f"sending it again (attempt {attempt}, same idempotency key)"
+            )
             return None
+        self.log.info(f"reconciled {_what(record)}: it was out already, {found.url}")
         done = self.ledger.record_sent(record.delivery_id, attempt, found, outcome="reconciled")
         return _result(done, Outcome.RECONCILED)
+
+    def _unknown(self, record: DeliveryRecord, attempt: int, error: SocialError) -> DeliveryResult:
+        """It may be out: nobody sends it again before reconciliation has looked, and that
+        waits for the settle time."""
+        return self._record(
+            record,
+            attempt,
+            error,
+            DeliveryState.UNKNOWN,
+            Outcome.UNKNOWN,
+            not_before=self.ledger.clock() + self.settle,
+        )
 
     def _send(self, record: DeliveryRecord, attempt: int) -> DeliveryResult:
         post = CreatePost(
@@ -184,16 +312,13 @@ class Deliverer:
         )
         try:
             published = self.platform.create_post(post, idempotency_key=record.delivery_id)
-        except Duplicate as error:
-            try:
-                settled = self._found_on_platform(record, attempt)
-            except SocialError:
-                settled = None
-            return settled or self._record(
-                record, attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN
+        except (Duplicate, OutcomeUnknown) as error:
+            self.log.warning(
+                f"create of {_what(record)}: {error}; it may be out, so it is looked for "
+                f"among the account's own posts in {self.settle.total_seconds():g} s before "
+                "anything is sent again"
             )
-        except OutcomeUnknown as error:
-            return self._record(record, attempt, error, DeliveryState.UNKNOWN, Outcome.UNKNOWN)
+            return self._unknown(record, attempt, error)
         except Rejected as error:
             return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
         except (RateLimited, QuotaExhausted, CircuitOpen) as error:
@@ -236,7 +361,11 @@ class Deliverer:
         """
         # Nothing of ours can predate the plan; a minute of slack covers clock skew.
         since = record.created_at - timedelta(minutes=1)
-        for post in self.platform.recent_own_posts(since=since, limit=RECONCILE_LIMIT):
+        posts = self.platform.recent_own_posts(since=since, limit=RECONCILE_LIMIT)
+        self.log.info(
+            f"reconciling {_what(record)}: {len(posts)} own post(s) since {since:%H:%M:%S} UTC"
+        )
+        for post in posts:
             if record.kind == DeliveryKind.REPLY:
                 matches = post.in_reply_to_id == record.subject
             else:

@@ -48,6 +48,25 @@ class SocialPost(Value):
     language: str | None = None
 
 
+class SearchResult(Value):
+    """What a search examined, and where and why it stopped: nothing is dropped in silence.
+
+    `posts` are other accounts' matches, newest first, at most the limit asked for; the
+    account's own posts never count against it (they are only counted, in `own_skipped`).
+    `complete` is true when the search reached the oldest post asked for or the end of the
+    results; otherwise `stopped_by` says which limit stopped it, `not_examined` how many
+    matches already fetched were left, and `more_beyond` whether the platform had more.
+    """
+
+    posts: list[SocialPost]
+    pages: int = 0
+    own_skipped: int = 0
+    complete: bool = True
+    stopped_by: str = ""
+    not_examined: int = 0
+    more_beyond: bool = False
+
+
 class PlatformLimits(Value):
     """What a platform (or instance) accepts, read from it at run time where it can."""
 

@@ -11,6 +11,7 @@ from dagster import ConfigurableResource
 
 from social_pipelines.campaigns import AccountConfig, CampaignBook, load_campaigns
 from social_pipelines.delivery import Deliverer
+from social_pipelines.log import Log
 from social_pipelines.platforms.base import Platform
 from social_pipelines.replies.base import ReplyWriter
 from social_pipelines.replies.template import TemplateReplyWriter
@@ -57,9 +58,15 @@ class PlatformsResource(ConfigurableResource):
         return self.state_store.guards().policy(account.platform)
 
     def deliverer(
-        self, account: AccountConfig, platform: Platform, *, run_id: str | None
+        self,
+        account: AccountConfig,
+        platform: Platform,
+        *,
+        run_id: str | None,
+        log: Log | None = None,
     ) -> Deliverer:
-        """A deliverer for this account with its platform's posting quotas."""
+        """A deliverer for this account with its platform's posting quotas, settle time and
+        the claim lease; open it with `with` so its heartbeat renews the claims."""
         policy = self.policy(account)
         quotas = [
             QuotaRule(limit, timedelta(seconds=seconds))
@@ -69,14 +76,24 @@ class PlatformsResource(ConfigurableResource):
             )
             if limit is not None
         ]
-        return Deliverer(self.state_store.open().ledger, platform, run_id=run_id, quotas=quotas)
+        return Deliverer(
+            self.state_store.open().ledger,
+            platform,
+            run_id=run_id,
+            quotas=quotas,
+            lease=timedelta(seconds=get_settings().claim_lease_seconds),
+            settle=timedelta(seconds=policy.reconcile_settle_seconds),
+            log=log,
+        )
 
-    def connect(self, account: AccountConfig) -> Platform:
+    def connect(self, account: AccountConfig, *, log: Log | None = None) -> Platform:
+        """`log` gets what the door decides on the way (repeats, 429s): a run's own log."""
         settings = get_settings()
         return self.state_store.guards().connect(
             account,
             account.token(settings.variables()),
             timeout=self.http_timeout or settings.http_timeout,
+            log=log,
         )
 
 

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="Per-platform overrides of resilience/policy.py, e.g. "
         "SOCIAL_POLICIES__MASTODON__BREAKER_RESET_SECONDS=30 or SOCIAL_POLICIES='{...}'.",
     )
+    claim_lease_seconds: float = Field(
+        default=60.0,
+        ge=4,
+        le=3600,
+        description="How long a delivery claim outlives its holder's last heartbeat (renewed "
+        "every quarter lease): a killed run's claims are free for reconciliation after this.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",

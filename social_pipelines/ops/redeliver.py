@@ -40,16 +40,18 @@ def redeliver_due(
             )
             outcomes["orphaned"] += len(records)
             continue
-        platform = platforms.connect(account)
+        platform = platforms.connect(account, log=context.log)
         try:
-            deliverer = platforms.deliverer(account, platform, run_id=context.run_id)
-            for record in records:
-                result = deliverer.send(record.delivery_id)
-                outcomes[str(result.outcome)] += 1
-                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
-                    urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
-                elif result.error:
-                    context.log.warning(f"{result.outcome}: {result.error}")
+            with platforms.deliverer(
+                account, platform, run_id=context.run_id, log=context.log
+            ) as deliverer:
+                for record in records:
+                    result = deliverer.send(record.delivery_id)
+                    outcomes[str(result.outcome)] += 1
+                    if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
+                        urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
+                    elif result.error:
+                        context.log.warning(f"{result.outcome}: {result.error}")
         finally:
             platform.close()
     context.add_output_metadata({**{k: int(v) for k, v in outcomes.items()}, **urls})

@@ -23,11 +23,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from social_pipelines.delivery import Outcome
+from social_pipelines.delivery import Deliverer, Outcome
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.platforms.base import Platform
+from social_pipelines.replies.selection import oldest_answerable
 from social_pipelines.replies.selection import select_candidates as choose
 from social_pipelines.replies.steps import (
     CampaignPlan,
@@ -109,17 +110,47 @@ def plan_campaigns(
 def search_posts(
     context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
 ) -> Found:
+    """Page back to the oldest post the campaign may answer; say so when a limit stopped
+    the search first, or when it found nothing."""
     campaign = plan.campaign
     account = platforms.account(campaign.account)
+    since = oldest_answerable(campaign, window_end=plan.window_end, now=datetime.now(UTC))
     with platform_errors(context, platforms.policy(account)):
-        platform = platforms.connect(account)
+        platform = platforms.connect(account, log=context.log)
         try:
             identity = platform.whoami()
-            posts = platform.search(campaign.query, limit=campaign.search_limit)
+            result = platform.search(campaign.query, limit=campaign.search_limit, since=since)
         finally:
             platform.close()
-    context.add_output_metadata({"query": campaign.query, "found": len(posts)})
-    return Found(plan=plan, identity=identity, posts=posts)
+    if not result.complete:
+        context.log.warning(
+            f"{campaign.name}: search for {campaign.query!r} stopped at {result.stopped_by} "
+            f"before reaching {since:%Y-%m-%d %H:%M} UTC: {result.not_examined} match(es) "
+            "already fetched were not examined"
+            + (", and the platform has more" if result.more_beyond else "")
+            + "; raise search_limit or narrow the query"
+        )
+    elif not result.posts:
+        context.log.warning(
+            f"{campaign.name}: search for {campaign.query!r} found no posts of other accounts "
+            f"since {since:%Y-%m-%d %H:%M} UTC ({result.own_skipped} of our own); on Mastodon, "
+            "full-text search covers only posts whose authors opted in (hashtags are "
+            "dependable)"
+        )
+    context.add_output_metadata(
+        {
+            "query": campaign.query,
+            "found": len(result.posts),
+            "searched_back_to": f"{since:%Y-%m-%d %H:%M:%S} UTC",
+            "pages": result.pages,
+            "own_posts_skipped": result.own_skipped,
+            "search_complete": result.complete,
+            "search_stopped_by": result.stopped_by or "nothing",
+            "not_examined": result.not_examined,
+            "more_beyond": result.more_beyond,
+        }
+    )
+    return Found(plan=plan, identity=identity, posts=result.posts, search=result)
 
 
 @op
@@ -142,6 +173,13 @@ def select_candidates(
         now=datetime.now(UTC),
         max_replies=plan.campaign.max_replies,
     )
+    left = selection.skipped.get("over_max_replies", 0)
+    if left:
+        context.log.warning(
+            f"{plan.campaign.name}: {left} post(s) worth answering left over by max_replies="
+            f"{plan.campaign.max_replies}; the next window finds them again while they are "
+            f"younger than {plan.campaign.max_age_hours:g} h"
+        )
     context.add_output_metadata(
         {
             "candidates": len(selection.candidates),
@@ -225,26 +263,12 @@ def post_replies(
                 )
             )
     else:
-        platform = platforms.connect(account)
+        platform = platforms.connect(account, log=context.log)
         try:
-            deliverer = platforms.deliverer(account, platform, run_id=context.run_id)
-            for draft in drafted.drafts:
-                result = deliverer.deliver(draft)
-                replies.append(
-                    PostedReply(
-                        delivery_id=draft.delivery_id,
-                        outcome=str(result.outcome),
-                        url=result.url,
-                        in_reply_to_url=draft.in_reply_to.url if draft.in_reply_to else "",
-                        text=draft.text,
-                        error=result.error,
-                        not_before=result.not_before,
-                    )
-                )
-                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
-                    context.log.info(f"replied: {result.url}")
-                elif result.error:
-                    context.log.warning(f"{result.outcome}: {result.error}")
+            with platforms.deliverer(
+                account, platform, run_id=context.run_id, log=context.log
+            ) as deliverer:
+                _post_all(context, deliverer, drafted, replies)
         finally:
             platform.close()
     report = CampaignReport(
@@ -271,6 +295,31 @@ def post_replies(
     )
     settle_or_retry(context, report, platforms.policy(account))
     return report
+
+
+def _post_all(
+    context: OpExecutionContext,
+    deliverer: Deliverer,
+    drafted: Drafted,
+    replies: list[PostedReply],
+) -> None:
+    for draft in drafted.drafts:
+        result = deliverer.deliver(draft)
+        replies.append(
+            PostedReply(
+                delivery_id=draft.delivery_id,
+                outcome=str(result.outcome),
+                url=result.url,
+                in_reply_to_url=draft.in_reply_to.url if draft.in_reply_to else "",
+                text=draft.text,
+                error=result.error,
+                not_before=result.not_before,
+            )
+        )
+        if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
+            context.log.info(f"replied: {result.url}")
+        elif result.error:
+            context.log.warning(f"{result.outcome}: {result.error}")
 
 
 @op

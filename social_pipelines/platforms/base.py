@@ -18,6 +18,7 @@ from social_pipelines.models import (
     MediaUpload,
     PlatformLimits,
     Published,
+    SearchResult,
     SocialPost,
 )
 
@@ -27,10 +28,6 @@ class Platform(Protocol):
     """One authenticated account on one platform."""
 
     name: str
-    # True when a repeated create with the same idempotency key cannot make a second post
-    # (Mastodon's Idempotency-Key, Bluesky's rkey): then an outcome-unknown create may be
-    # repeated with the same key instead of reconciled first.
-    dedupes_creates: bool
 
     def whoami(self) -> Identity:
         """The account's stable identity, from the platform."""
@@ -44,8 +41,9 @@ class Platform(Protocol):
         """Length of `text` as the platform counts it against `max_characters`."""
         ...
 
-    def search(self, query: str, *, limit: int) -> list[SocialPost]:
-        """Recent public posts matching `query`, newest first."""
+    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
+        """Public posts matching `query`, newest first, paged back to `since` or until
+        `limit` posts of other accounts were examined (whichever comes first)."""
         ...
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:

@@ -22,6 +22,7 @@ from social_pipelines.models import (
     MediaUpload,
     PlatformLimits,
     Published,
+    SearchResult,
     SocialPost,
 )
 from social_pipelines.platforms.http import (
@@ -34,15 +35,17 @@ from social_pipelines.platforms.text import counted_length, html_to_text
 
 NAME = "mastodon"
 SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account statuses
+# A search stops after this many pages whatever it found (own posts can fill pages): the
+# result says so, so the run can warn; 25 pages are 1,000 statuses.
+MAX_SEARCH_PAGES = 25
 
-RateLimitObserver = Callable[[str, RateLimitInfo], None]
+RateLimitObserver = Callable[[str, RateLimitInfo | None], None]
 
 
 class MastodonPlatform:
     """One account on one Mastodon instance."""
 
     name = NAME
-    dedupes_creates = True  # Idempotency-Key, kept by the server for an hour
 
     def __init__(
         self,
@@ -84,10 +87,11 @@ class MastodonPlatform:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TransportError as error:
+            if self._on_rate_limit is not None:
+                self._on_rate_limit(endpoint, None)
             raise transport_error(error, platform=NAME, create=create) from None
-        info = rate_limit_info(response.headers)
-        if info is not None and self._on_rate_limit is not None:
-            self._on_rate_limit(endpoint, info)
+        if self._on_rate_limit is not None:
+            self._on_rate_limit(endpoint, rate_limit_info(response.headers))
         if response.is_success:
             try:
                 return response.json()
@@ -156,14 +160,61 @@ class MastodonPlatform:
     def text_length(self, text: str) -> int:
         return counted_length(text, characters_per_url=self.limits().characters_per_url)
 
-    def search(self, query: str, *, limit: int) -> list[SocialPost]:
-        statuses = self._request(
-            "GET",
-            "/api/v2/search",
-            endpoint="search",
-            params={"q": query, "type": "statuses", "limit": min(limit, SEARCH_PAGE_LIMIT)},
-        )["statuses"]
-        return [self._post(status) for status in statuses]
+    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
+        """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.
+
+        Offset paging never misses a post that arrives meanwhile (new posts push the rest
+        down: at worst a hit is seen twice, and callers dedupe by id). A page counts as
+        past `since` only when all of it is older, so an order that is not strictly by date
+        does not end the search early.
+        """
+        own_id = self.whoami().account_id
+        posts: list[SocialPost] = []
+        own = pages = 0
+        while True:
+            page = [
+                self._post(status)
+                for status in self._request(
+                    "GET",
+                    "/api/v2/search",
+                    endpoint="search",
+                    params={
+                        "q": query,
+                        "type": "statuses",
+                        "limit": SEARCH_PAGE_LIMIT,
+                        "offset": pages * SEARCH_PAGE_LIMIT,
+                    },
+                )["statuses"]
+            ]
+            pages += 1
+            recent = [post for post in page if post.created_at >= since]
+            mine = [post for post in recent if post.author_id == own_id]
+            own += len(mine)
+            others = [post for post in recent if post.author_id != own_id]
+            room = limit - len(posts)
+            posts.extend(others[:room])
+            at_end = len(page) < SEARCH_PAGE_LIMIT or len(recent) == 0
+            if len(others) > room or (len(others) == room and not at_end):
+                return SearchResult(
+                    posts=posts,
+                    pages=pages,
+                    own_skipped=own,
+                    complete=False,
+                    stopped_by=f"search_limit={limit}",
+                    not_examined=len(others) - room,
+                    more_beyond=not at_end,
+                )
+            if at_end:
+                return SearchResult(posts=posts, pages=pages, own_skipped=own)
+            if pages >= MAX_SEARCH_PAGES:
+                return SearchResult(
+                    posts=posts,
+                    pages=pages,
+                    own_skipped=own,
+                    complete=False,
+                    stopped_by=f"{MAX_SEARCH_PAGES} pages",
+                    more_beyond=True,
+                )
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
         body: dict[str, Any] = {"status": post.text}

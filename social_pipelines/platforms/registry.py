@@ -12,7 +12,9 @@ from social_pipelines.platforms.base import Platform
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonPlatform
 
-RateLimitObserver = Callable[[str, RateLimitInfo], None]
+# Called after every request with what its answer said about the budget (None: nothing,
+# or no answer at all), so the permit taken before it can be settled.
+RateLimitObserver = Callable[[str, RateLimitInfo | None], None]
 RequestHook = Callable[[str], None]
 Factory = Callable[
     [AccountConfig, SecretStr, float, RateLimitObserver | None, RequestHook | None], Platform

@@ -24,6 +24,13 @@ class Selection:
         return self.skipped["already_answered"]
 
 
+def oldest_answerable(campaign: Campaign, *, window_end: datetime, now: datetime) -> datetime:
+    """The oldest post a campaign may still answer: `max_age_hours` before the end of the
+    window, and never older than that from now (a backfill never answers stale posts).
+    Search pages back to here, and selection skips anything older."""
+    return max(window_end, now) - timedelta(hours=campaign.max_age_hours)
+
+
 def select_candidates(
     posts: list[SocialPost],
     *,
@@ -42,7 +49,7 @@ def select_candidates(
     never floods an account with answers to stale posts.
     """
     selection = Selection()
-    oldest = max(window_end, now) - timedelta(hours=campaign.max_age_hours)
+    oldest = oldest_answerable(campaign, window_end=window_end, now=now)
     blocked = [word.casefold() for word in campaign.blocklist]
     seen: set[str] = set()
     for post in sorted(posts, key=lambda p: p.created_at):

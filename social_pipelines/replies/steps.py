@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from social_pipelines.campaigns import Campaign
-from social_pipelines.models import Draft, Identity, SocialPost
+from social_pipelines.models import Draft, Identity, SearchResult, SocialPost
 
 
 class _Step(BaseModel):
@@ -27,6 +27,7 @@ class Found(_Step):
     plan: CampaignPlan
     identity: Identity
     posts: list[SocialPost]
+    search: SearchResult | None = None
 
 
 class Selected(_Step):

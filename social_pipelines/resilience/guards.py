@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from social_pipelines.campaigns import AccountConfig
-from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.log import Log
 from social_pipelines.platforms.registry import connect
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.guarded import GuardedPlatform
@@ -77,19 +77,21 @@ class Guards:
         return self._breakers[name]
 
     def connect(
-        self, account: AccountConfig, token: SecretStr, *, timeout: float | None = None
+        self,
+        account: AccountConfig,
+        token: SecretStr,
+        *,
+        timeout: float | None = None,
+        log: Log | None = None,
     ) -> GuardedPlatform:
         policy = self.policy(account.platform)
-
-        def observe(endpoint: str, info: RateLimitInfo) -> None:
-            self.limits.observe(account.platform, account.name, policy, endpoint, info)
 
         gate = RequestGate(self.limits, account.platform, account.name, policy)
         adapter = connect(
             account,
             token,
             timeout=timeout or policy.call_timeout,
-            on_rate_limit=observe,
+            on_rate_limit=gate.answered,
             before_request=gate,
         )
         return GuardedPlatform(
@@ -99,4 +101,5 @@ class Guards:
             breaker=self.breaker(account.platform, account.name),
             limits=self.limits,
             gate=gate,
+            log=log,
         )

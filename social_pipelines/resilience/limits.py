@@ -1,10 +1,12 @@
-"""Rate limits every process shares: pyrate-limiter buckets plus blocked-until rows.
+"""Rate limits every process shares: the platform's announced budget, our configured
+buckets as its ceiling, and blocked-until rows.
 
-Buckets live where every process sees them: a SQLite file guarded by pyrate-limiter's file
-lock by default (without the lock two processes overshoot), PostgreSQL tables in
-production. What a platform says in its headers (remaining 0 until a reset, a 429 with
-Retry-After) blocks the bucket until then through a row in the state store: pyrate-limiter
-has no shared way to do that itself.
+Per request, in this order: a blocked-until row (a 429's Retry-After) is waited out or
+handed back; our configured pyrate-limiter buckets (a SQLite file under pyrate-limiter's
+file lock by default, without which two processes overshoot; PostgreSQL tables in
+production) cap what we send when the platform has said nothing; and the budget the
+platform announced in its headers (`budget.py`) is taken from atomically, in-flight
+requests counted, one request at a time until it has announced one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +28,7 @@ from pyrate_limiter.buckets import SQLiteBucket
 
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.resilience.budget import AnnouncedBudget, Permit
 from social_pipelines.resilience.policy import PlatformPolicy
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.ledger import Clock, utcnow
@@ -108,6 +112,7 @@ class RateLimits:
         self.postgres_url = postgres_url
         self.clock = clock
         self.sleep = sleep
+        self.budget = AnnouncedBudget(engine, clock=clock, sleep=sleep)
         self._limiters: dict[tuple[int, str], Limiter] = {}
         self._pool = None
         self._guard = threading.Lock()
@@ -153,8 +158,9 @@ class RateLimits:
 
     # -- acquiring ------------------------------------------------------------------------
 
-    def acquire(self, platform: str, account: str, policy: PlatformPolicy, endpoint: str) -> float:
-        """Take one slot in each bucket; returns seconds waited.
+    def acquire(self, platform: str, account: str, policy: PlatformPolicy, endpoint: str) -> Permit:
+        """A permit for one request: a slot in each configured bucket and one from the
+        announced budget. Settle it with the request's answer (`settle`).
 
         Waits at most `policy.max_wait_seconds` in all; a longer wait raises RateLimited
         with the time to come back, so the caller can defer instead of sleeping for hours.
@@ -185,7 +191,19 @@ class RateLimits:
                     platform=platform,
                 )
             waited += time.monotonic() - started
-        return waited
+        started = time.monotonic()
+        permit = self.budget.take(
+            keys,
+            # Counted in flight until answered, or until its request must have timed out.
+            ttl=2 * policy.call_timeout + 5,
+            max_wait=max(0.0, policy.max_wait_seconds - waited),
+            platform=platform,
+        )
+        return replace(permit, waited=waited + time.monotonic() - started)
+
+    def settle(self, permit: Permit, info: RateLimitInfo | None) -> None:
+        """The request is over: what its answer announced becomes the shared budget."""
+        self.budget.settle(permit, info)
 
     # -- what the platform told us -------------------------------------------------------
 
@@ -223,23 +241,6 @@ class RateLimits:
                     except sa.exc.IntegrityError:
                         pass  # a concurrent block of the same bucket won; it is as long
 
-    def observe(
-        self,
-        platform: str,
-        account: str,
-        policy: PlatformPolicy,
-        endpoint: str,
-        info: RateLimitInfo,
-    ) -> None:
-        """A response said the budget is spent until its reset: block until then."""
-        spent = info.remaining is not None and info.remaining <= 0
-        if spent and info.reset_at is not None and info.reset_at > self.clock():
-            self.block(
-                self.bucket_keys(platform, account, policy, endpoint),
-                info.reset_at + timedelta(milliseconds=EDGE_MARGIN_MS),
-                "remaining 0 until reset",
-            )
-
     def close(self) -> None:
         for (pid, _key), limiter in list(self._limiters.items()):
             if pid == os.getpid():
@@ -256,8 +257,9 @@ class RequestGate:
     One platform call can send several requests (identity plus instance limits, pages of
     own posts), and the platform counts each. The guarded platform prepays the first permit
     outside its breaker (so waiting for a slot never counts as a platform success or
-    failure); the adapter calls the gate before each request and takes a new permit for
-    every request after the first.
+    failure); the adapter calls the gate before each request, which takes a new permit for
+    every request after the first, and `answered` after it, which settles the permit with
+    what the answer announced.
     """
 
     def __init__(
@@ -267,20 +269,27 @@ class RequestGate:
         self.platform = platform
         self.account = account
         self.policy = policy
-        self._prepaid = 0
+        self._prepaid: Permit | None = None
+        self._current: Permit | None = None
 
     def prepay(self, endpoint: str) -> float:
-        waited = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
-        self._prepaid = 1
-        return waited
+        self._prepaid = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
+        return self._prepaid.waited
 
     def forget_prepaid(self) -> None:
-        """A call that ended before sending anything leaves its permit spent (erring on
-        the side of fewer requests)."""
-        self._prepaid = 0
+        """A call that ended before sending anything: its permit is no longer in flight
+        (its share of the budget stays spent, erring on the side of fewer requests)."""
+        if self._prepaid is not None:
+            self.limits.settle(self._prepaid, None)
+            self._prepaid = None
 
     def __call__(self, endpoint: str) -> None:
-        if self._prepaid:
-            self._prepaid -= 1
+        if self._prepaid is not None:
+            self._current, self._prepaid = self._prepaid, None
             return
-        self.limits.acquire(self.platform, self.account, self.policy, endpoint)
+        self._current = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
+
+    def answered(self, endpoint: str, info: RateLimitInfo | None) -> None:
+        if self._current is not None:
+            permit, self._current = self._current, None
+            self.limits.settle(permit, info)

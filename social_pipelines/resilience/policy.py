@@ -37,6 +37,10 @@ class PlatformPolicy(BaseModel):
     # Posting quotas per account (None: no cap of our own).
     quota_per_hour: int | None = Field(default=None, ge=0)
     quota_per_day: int | None = Field(default=None, ge=0)
+    # After a create whose outcome is unknown, wait this long before looking for it among
+    # the account's own posts (a new post can take seconds to show there); only a miss may
+    # send it again.
+    reconcile_settle_seconds: float = Field(default=5.0, ge=0, le=600)
     # A call waits for a rate slot at most this long; a longer wait defers the delivery.
     max_wait_seconds: float = Field(default=60.0, ge=0)
     # tenacity, for calls that are safe to repeat.

@@ -1,12 +1,14 @@
 """tenacity around calls that are safe to repeat, honouring what the platform asked for.
 
-Safe means: a read, or a create that provably never reached the platform, or a create the
-platform dedupes (same idempotency key, same post). Everything else is decided by the
-ledger, not by retrying.
+Safe means: a read, or a create that provably never reached the platform. A create whose
+outcome is unknown is never repeated here, not even with the same idempotency key: servers
+ignore keys (Takahē) or lose them (mastodon#21840, #37879, #40399), so the ledger first
+looks for it among the account's own posts (`delivery.py`), and only a miss sends again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from tenacity import (
@@ -19,19 +21,20 @@ from tenacity import (
 )
 
 from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
+from social_pipelines.log import Log
 from social_pipelines.resilience.policy import PlatformPolicy
 
+_LOG = logging.getLogger(__name__)
 
-def is_safe_to_repeat(
-    error: BaseException, *, policy: PlatformPolicy, create: bool, dedupes: bool
-) -> bool:
+
+def is_safe_to_repeat(error: BaseException, *, policy: PlatformPolicy) -> bool:
     if not isinstance(error, SocialError):
         return False
     if isinstance(error, RateLimited):
         # Only a short wait happens in the step; a long one defers the delivery.
         return (error.retry_after or 0) <= policy.max_wait_seconds
     if isinstance(error, OutcomeUnknown):
-        return create and dedupes
+        return False  # reconcile first, whatever the platform promises about keys
     return error.retryable
 
 
@@ -52,19 +55,29 @@ def _wait(policy: PlatformPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
+def _log_repeat(log: Log, what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            f"{what}: {error}; repeating in {wait:.1f} s (attempt {state.attempt_number + 1})"
+        )
+
+    return before_sleep
+
+
 def retrying(
     policy: PlatformPolicy,
     *,
-    create: bool,
-    dedupes: bool,
+    what: str = "call",
+    log: Log | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Retrying:
-    """A tenacity `Retrying` bounded in attempts and total time."""
+    """A tenacity `Retrying` bounded in attempts and total time; every repeat is logged."""
     extra = {"sleep": sleep} if sleep is not None else {}
     return Retrying(
-        retry=retry_if_exception(
-            lambda error: is_safe_to_repeat(error, policy=policy, create=create, dedupes=dedupes)
-        ),
+        retry=retry_if_exception(lambda error: is_safe_to_repeat(error, policy=policy)),
+        before_sleep=_log_repeat(log or _LOG, what),
         wait=_wait(policy),
         stop=stop_after_attempt(policy.retry_attempts) | stop_after_delay(policy.retry_max_seconds),
         reraise=True,

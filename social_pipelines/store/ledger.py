@@ -295,7 +295,11 @@ class Ledger:
         sendable = before.state in (DeliveryState.PLANNED, DeliveryState.FAILED) and (
             before.not_before is None or before.not_before <= now
         )
-        doubtful = before.state == DeliveryState.UNKNOWN or (
+        # An unknown row waits out its settle time (its not-before) before anyone looks.
+        doubtful = (
+            before.state == DeliveryState.UNKNOWN
+            and (before.not_before is None or before.not_before <= now)
+        ) or (
             before.state == DeliveryState.SENDING
             and before.lease_until is not None
             and before.lease_until < now
@@ -354,6 +358,25 @@ class Ledger:
         return Claim(
             ClaimResult.RECONCILE if doubtful else ClaimResult.CLAIMED, record, record.attempts
         )
+
+    def renew_leases(self, run_id: str, lease: timedelta) -> int:
+        """The holder is alive: extend the leases of the claims it still holds.
+
+        Only live claims are renewed: one whose lease already ran out may be taken over at
+        any moment, and conditional on the holder, so a claim taken over is never touched.
+        """
+        now = self.clock()
+        c = deliveries.c
+        with self.writer.begin() as connection:
+            return connection.execute(
+                deliveries.update()
+                .where(
+                    c.state == str(DeliveryState.SENDING),
+                    c.run_id == run_id,
+                    c.lease_until >= now,
+                )
+                .values(lease_until=now + lease)
+            ).rowcount
 
     def release_run(self, run_id: str) -> int:
         """A run is known dead (Dagster marked it failed): end its claims' leases now.
@@ -470,7 +493,10 @@ class Ledger:
                         c.state.in_([str(DeliveryState.FAILED), str(DeliveryState.PLANNED)]),
                         sa.or_(c.not_before.is_(None), c.not_before <= now),
                     ),
-                    c.state == str(DeliveryState.UNKNOWN),
+                    sa.and_(
+                        c.state == str(DeliveryState.UNKNOWN),
+                        sa.or_(c.not_before.is_(None), c.not_before <= now),
+                    ),
                     sa.and_(c.state == str(DeliveryState.SENDING), c.lease_until < now),
                 )
             )
@@ -481,13 +507,17 @@ class Ledger:
             return [DeliveryRecord.from_row(row) for row in connection.execute(query)]
 
     def next_due_at(self) -> datetime | None:
-        """The earliest not-before time among deferred deliveries (for a sensor's cursor)."""
+        """The earliest not-before time among deferred deliveries and unknown ones waiting
+        to settle (for a sensor's message)."""
         c = deliveries.c
+        waiting = [
+            str(DeliveryState.FAILED),
+            str(DeliveryState.PLANNED),
+            str(DeliveryState.UNKNOWN),
+        ]
         with self.engine.connect() as connection:
             return connection.execute(
-                sa.select(sa.func.min(c.not_before)).where(
-                    c.state.in_([str(DeliveryState.FAILED), str(DeliveryState.PLANNED)])
-                )
+                sa.select(sa.func.min(c.not_before)).where(c.state.in_(waiting))
             ).scalar_one()
 
     def record_sent(

@@ -37,8 +37,14 @@ def _v2_account_and_wider_outcome(connection: sa.Connection) -> None:
 # connection inside the schema transaction. Tables new in a version are created by
 # `create_all` itself (v2 also added circuit_breakers, breaker_events and rate_blocks);
 # steps are for changes to tables that already exist.
+def _v3_announced_rate_budgets(connection: sa.Connection) -> None:
+    """v3: rate_budgets and rate_permits, new tables that `create_all` makes; nothing to
+    change in the tables that exist."""
+
+
 UPGRADES: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (2, _v2_account_and_wider_outcome),
+    (3, _v3_announced_rate_budgets),
 ]
 CURRENT_VERSION = UPGRADES[-1][0]
 _LOCK_KEY = 0x50C1A1  # an arbitrary constant naming this project's schema lock

@@ -140,3 +140,28 @@ rate_blocks = sa.Table(
     sa.Column("reason", sa.String(255), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# What each platform announced about a bucket (X-RateLimit-*, RateLimit-*, ...): every
+# request of every process takes one from `remaining` before it is sent. No row, or a reset
+# in the past, means nothing is known for the current window.
+rate_budgets = sa.Table(
+    "rate_budgets",
+    metadata,
+    sa.Column("bucket", sa.String(255), primary_key=True),
+    sa.Column("announced_limit", sa.Integer, nullable=True),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("reset_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Requests sent and not yet answered, per bucket (one row per request and bucket). They
+# expire on their own, so a killed process never holds a bucket for longer than that.
+rate_permits = sa.Table(
+    "rate_permits",
+    metadata,
+    sa.Column("permit", sa.String(32), primary_key=True),
+    sa.Column("bucket", sa.String(255), primary_key=True),
+    sa.Column("taken_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_rate_permits_bucket", rate_permits.c.bucket, rate_permits.c.expires_at)

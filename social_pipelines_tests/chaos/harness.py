@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from social_pipelines.store import StateStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = "social_pipelines_tests.chaos.driver"
+# Claims of a killed run lapse this long after its last heartbeat (a quarter of it).
+CLAIM_LEASE_SECONDS = 4.0
 
 
 def long_mode() -> bool:
@@ -182,6 +184,7 @@ def make_world(
             "SOCIAL_CAMPAIGNS_FILE": str(campaigns_file),
             "SOCIAL_HTTP_TIMEOUT": str(http_timeout),
             "SOCIAL_POLICIES": mastodon_policy(**policy),
+            "SOCIAL_CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -329,12 +332,14 @@ def run_driver_job(
 def recover(world: World, runs: Iterable[RunRecord]) -> list[str]:
     """What happens to a SIGKILLed run before the work is run again.
 
-    - Dagster: the run stays STARTED; mark it failed with `report_run_failed`, as run
-      monitoring does (also any other run left unfinished: no driver is alive now).
-    - Ledger: rows the dead run claimed stay `sending` until their lease (10 minutes)
-      runs out; once the run is marked failed, the project's run-failure sensor releases
-      them (`Ledger.release_run`), and the next claim reconciles them. Called here
-      directly, as the sensor would.
+    - Dagster: the run stays STARTED (the default run launcher cannot check a worker's
+      health, so run monitoring never marks it failed); mark it failed with
+      `report_run_failed`, as an operator would, so the instance is tidy. Also any other
+      run left unfinished: no driver is alive now.
+    - Ledger: nothing is released by hand and no sensor runs. The rows the dead run
+      claimed lapse on their own once its heartbeat stops renewing them (the world's
+      lease is `CLAIM_LEASE_SECONDS`); this waits for that, and fails if it takes longer
+      than the lease and a margin. The next claim then reconciles them.
     """
     from dagster import DagsterRunStatus, RunsFilter
 
@@ -349,13 +354,21 @@ def recover(world: World, runs: Iterable[RunRecord]) -> list[str]:
     with dagster_instance(world) as instance:
         for run in instance.get_runs(filters=RunsFilter(statuses=unfinished)):
             instance.report_run_failed(
-                run, "run process SIGKILLed; marked failed as run monitoring would"
+                run, "run process SIGKILLed; marked failed by the test, as an operator would"
             )
             marked.append(run.run_id)
-    dead_runs = sorted(set(run_ids) | set(marked))
+    dead_runs = set(run_ids) | set(marked)
     ledger = world.store().ledger
-    for run_id in dead_runs:
-        ledger.release_run(run_id)
+
+    def still_held() -> bool:
+        now = datetime.now(UTC)
+        return any(
+            record.run_id in dead_runs and record.lease_until and record.lease_until >= now
+            for record in ledger.list(states=[DeliveryState.SENDING], limit=1_000_000)
+        )
+
+    if not wait_until(lambda: not still_held(), timeout=CLAIM_LEASE_SECONDS + 5, interval=0.1):
+        raise AssertionError(f"claims of dead runs {sorted(dead_runs)} still held past the lease")
     return marked
 
 

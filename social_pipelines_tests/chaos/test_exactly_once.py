@@ -66,6 +66,7 @@ POLICY = {
     "retry_initial_seconds": 0.05,
     "retry_max_seconds": 8.0,
     "max_wait_seconds": 5.0,
+    "reconcile_settle_seconds": 0.3,
     "op_retries": 3,
     "op_retry_delay": 0.2,
     "quota_per_hour": None,
@@ -206,7 +207,16 @@ UNSETTLED = (
 
 
 @pytest.mark.chaos
-def test_every_delivery_exactly_once_under_faults_and_kills(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "keys_honoured",
+    [True, False],
+    ids=["idempotency_keys_honoured", "idempotency_keys_ignored"],
+)
+def test_every_delivery_exactly_once_under_faults_and_kills(
+    tmp_path: Path, keys_honoured: bool
+) -> None:
+    """With the server honouring `Idempotency-Key`, and ignoring it as Takahē does: the
+    ledger's reconciliation, not the key, is what keeps every reply single."""
     began = time.monotonic()
     rng = random.Random(SEED)
     scale = SCALE_LONG if long_mode() else SCALE_SHORT
@@ -219,6 +229,7 @@ def test_every_delivery_exactly_once_under_faults_and_kills(tmp_path: Path) -> N
             tmp_path, sandbox, accounts, campaigns, http_timeout=scale.http_timeout, policy=POLICY
         )
         faults = {**FAULTS, "timeout_delay": scale.timeout_delay}
+        sandbox.set_idempotency(honoured=keys_honoured)
         expected = _seed(world, campaigns, scale.posts_per_campaign, rng)
         sandbox.set_faults(**faults)
         runs: list[RunRecord] = []
@@ -283,7 +294,9 @@ def test_every_delivery_exactly_once_under_faults_and_kills(tmp_path: Path) -> N
         statuses = run_statuses(world)
         kills = [record for record in runs if record.killed]
         print_summary(
-            "chaos: exactly once under faults and kills" + (" (long)" if long_mode() else ""),
+            "chaos: exactly once under faults and kills"
+            + (" (long)" if long_mode() else "")
+            + (", keys honoured" if keys_honoured else ", keys IGNORED by the server"),
             verdict,
             {
                 "expected answers": sum(len(s) for s in expected.values()),

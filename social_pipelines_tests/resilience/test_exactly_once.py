@@ -66,36 +66,71 @@ def draft_for(world: dict, target: str, text: str = "thanks!") -> Draft:
     )
 
 
-def test_timeout_after_creation_never_posts_twice(world: dict, sandbox: SandboxProcess) -> None:  # noqa: F811
-    deliverer = Deliverer(world["store"].ledger, world["platform"])
+CREATES = ["POST /api/v1/statuses"]
+SETTLE = timedelta(seconds=0.3)
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["keys_honoured", "keys_ignored"])
+def test_timeout_after_creation_never_posts_twice(
+    world: dict,
+    sandbox: SandboxProcess,  # noqa: F811
+    honoured: bool,
+) -> None:
+    """The Takahē case: the answer to a create is lost, and the server may ignore the key.
+
+    Every create is processed, then answered too late for the client's 1 s timeout; the
+    post is found among the account's own posts after the settle time, never sent again.
+    """
+    sandbox.set_idempotency(honoured=honoured)
+    deliverer = Deliverer(world["store"].ledger, world["platform"], settle=SETTLE)
     target = world["targets"][0]
-    # Every create is processed, then answered too late for the client's 1 s timeout.
-    sandbox.set_faults(timeout_after=1.0, timeout_delay=1.5, seed=1)
+    sandbox.set_faults(timeout_after=1.0, timeout_delay=1.5, seed=1, endpoints=CREATES)
 
     first = deliverer.deliver(draft_for(world, target))
-    assert first.outcome == Outcome.UNKNOWN
 
-    sandbox.clear_faults()
-    second = deliverer.deliver(draft_for(world, target, text="a changed template"))
-
-    assert second.outcome in (Outcome.RECONCILED, Outcome.ALREADY_SENT)
+    assert first.outcome == Outcome.RECONCILED
     posted = sandbox.posted()
     assert len(posted) == 1 and posted[0]["in_reply_to_id"] == target
     record = world["store"].ledger.get(first.delivery_id)
     assert record.state == DeliveryState.SENT and record.remote_id == posted[0]["id"]
+    attempts = world["store"].ledger.attempts(first.delivery_id)
+    assert [row.outcome for row in attempts] == ["unknown", "reconciled"]
+    # A changed template later changes nothing either.
+    again = deliverer.deliver(draft_for(world, target, text="a changed template"))
+    assert again.outcome == Outcome.ALREADY_SENT and len(sandbox.posted()) == 1
 
 
+@pytest.mark.parametrize("honoured", [True, False], ids=["keys_honoured", "keys_ignored"])
 def test_connection_reset_after_creation_is_reconciled_not_resent(
     world: dict,
     sandbox: SandboxProcess,  # noqa: F811
+    honoured: bool,
 ) -> None:
-    deliverer = Deliverer(world["store"].ledger, world["platform"])
+    sandbox.set_idempotency(honoured=honoured)
+    deliverer = Deliverer(world["store"].ledger, world["platform"], settle=SETTLE)
     target = world["targets"][1]
-    sandbox.set_faults(reset_after=1.0, seed=2)
-    assert deliverer.deliver(draft_for(world, target)).outcome == Outcome.UNKNOWN
-    sandbox.clear_faults()
+    sandbox.set_faults(reset_after=1.0, seed=2, endpoints=CREATES)
     assert deliverer.deliver(draft_for(world, target)).outcome == Outcome.RECONCILED
     assert len(sandbox.posted()) == 1
+
+
+def test_a_create_that_did_not_land_is_sent_again_after_a_miss(
+    world: dict,
+    sandbox: SandboxProcess,  # noqa: F811
+) -> None:
+    """A gateway timeout before processing looks the same to the client as one after: the
+    miss is what allows the second create, and only one."""
+    sandbox.set_idempotency(honoured=False)
+    deliverer = Deliverer(world["store"].ledger, world["platform"], settle=SETTLE)
+    target = world["targets"][2]
+    # The first create is turned away with a 504 (nothing created); later ones go through.
+    sandbox.set_faults(timeout_before=0.5, timeout_delay=0.1, seed=1, endpoints=CREATES)
+    result = deliverer.deliver(draft_for(world, target))
+    assert result.outcome == Outcome.SENT
+    posted = sandbox.posted()
+    assert len(posted) == 1 and posted[0]["in_reply_to_id"] == target
+    outcomes = [row.outcome for row in world["store"].ledger.attempts(result.delivery_id)]
+    assert outcomes == ["unknown", "sent"]
 
 
 def test_used_up_quota_defers_without_a_request(world: dict, sandbox: SandboxProcess) -> None:  # noqa: F811

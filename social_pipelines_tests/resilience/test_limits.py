@@ -42,7 +42,7 @@ def limits(store_url: str, tmp_path: Path):
 def test_bucket_admits_its_limit_then_refuses_with_a_wait(limits: RateLimits) -> None:
     rules = policy(limit=3)
     for _ in range(3):
-        limits.acquire("mastodon", "brand", rules, "write")
+        limits.settle(limits.acquire("mastodon", "brand", rules, "write"), None)
     with pytest.raises(RateLimited) as raised:
         limits.acquire("mastodon", "brand", rules, "write")
     assert raised.value.retry_after and raised.value.retry_after > 0
@@ -50,23 +50,74 @@ def test_bucket_admits_its_limit_then_refuses_with_a_wait(limits: RateLimits) ->
 
 def test_accounts_have_separate_buckets(limits: RateLimits) -> None:
     rules = policy(limit=1)
-    limits.acquire("mastodon", "brand", rules, "write")
-    limits.acquire("mastodon", "other", rules, "write")
+    limits.settle(limits.acquire("mastodon", "brand", rules, "write"), None)
+    limits.settle(limits.acquire("mastodon", "other", rules, "write"), None)
     with pytest.raises(RateLimited):
         limits.acquire("mastodon", "brand", rules, "read")  # same account-wide bucket
+
+
+def _answered(limits: RateLimits, rules: PlatformPolicy, account: str, info: RateLimitInfo):
+    limits.settle(limits.acquire("mastodon", account, rules, "write"), info)
 
 
 def test_remaining_zero_blocks_every_process_until_reset(limits: RateLimits) -> None:
     rules = policy(limit=100, max_wait=60)
     reset = datetime.now(UTC) + timedelta(minutes=10)
-    limits.observe("mastodon", "brand", rules, "write", RateLimitInfo(300, 0, reset))
-    # A long block is not slept through: it is handed back so the delivery can be deferred.
+    _answered(limits, rules, "brand", RateLimitInfo(300, 0, reset))
+    # A long wait is not slept through: it is handed back so the delivery can be deferred.
     with pytest.raises(RateLimited) as raised:
         limits.acquire("mastodon", "brand", rules, "write")
     assert raised.value.retry_after == pytest.approx(600, abs=5)
-    # Remaining above zero blocks nothing.
-    limits.observe("mastodon", "other", rules, "write", RateLimitInfo(300, 5, reset))
-    limits.acquire("mastodon", "other", rules, "write")
+    # Remaining above zero lets that many more through, and no more.
+    _answered(limits, rules, "other", RateLimitInfo(300, 2, reset))
+    limits.settle(limits.acquire("mastodon", "other", rules, "write"), None)
+    limits.settle(limits.acquire("mastodon", "other", rules, "write"), None)
+    with pytest.raises(RateLimited):
+        limits.acquire("mastodon", "other", rules, "write")
+
+
+def test_announced_budget_below_ours_is_what_counts(limits: RateLimits) -> None:
+    """Our bucket says 100 per minute; the platform says 3 are left: 3 it is."""
+    rules = policy(limit=100, max_wait=0.2)
+    reset = datetime.now(UTC) + timedelta(minutes=5)
+    _answered(limits, rules, "brand", RateLimitInfo(20, 3, reset))
+    taken = [limits.acquire("mastodon", "brand", rules, "write") for _ in range(3)]
+    with pytest.raises(RateLimited) as raised:
+        limits.acquire("mastodon", "brand", rules, "write")
+    assert "announced by the platform" in str(raised.value)
+    # Answers about the same window only ever lower what is left, counting those in flight.
+    limits.settle(taken[0], RateLimitInfo(20, 5, reset))
+    assert limits.budget.known("mastodon:brand:account")[0] == 0
+    # A new window replaces it, less the requests still in flight (2).
+    later = reset + timedelta(minutes=5)
+    limits.settle(taken[1], RateLimitInfo(20, 19, later))
+    assert limits.budget.known("mastodon:brand:account") == (18, later)
+    # An answer about the old window arriving late changes nothing.
+    limits.settle(taken[2], RateLimitInfo(20, 19, reset))
+    assert limits.budget.known("mastodon:brand:account") == (18, later)
+
+
+def test_until_announced_one_request_at_a_time(limits: RateLimits) -> None:
+    rules = policy(limit=100, max_wait=0.05)
+    first = limits.acquire("mastodon", "brand", rules, "write")
+    with pytest.raises(RateLimited) as raised:
+        limits.acquire("mastodon", "brand", rules, "write")
+    assert "waiting for the platform to announce" in str(raised.value)
+    limits.settle(first, None)  # answered without headers: the next one may go
+    second = limits.acquire("mastodon", "brand", rules, "write")
+    limits.settle(second, RateLimitInfo(300, 50, datetime.now(UTC) + timedelta(minutes=1)))
+    # Announced: now several may be in flight at once.
+    both = [limits.acquire("mastodon", "brand", rules, "write") for _ in range(2)]
+    assert len({permit.id for permit in both}) == 2
+
+
+def test_a_dead_processs_permit_expires(limits: RateLimits) -> None:
+    rules = policy(limit=100, max_wait=0.05).model_copy(update={"call_timeout": 0.01})
+    limits.acquire("mastodon", "brand", rules, "write")  # never settled: its process died
+    with pytest.raises(RateLimited):
+        limits.acquire("mastodon", "brand", rules, "write")
+    limits.budget.clock = lambda: datetime.now(UTC) + timedelta(seconds=6)
+    limits.acquire("mastodon", "brand", rules, "write")
 
 
 def test_short_block_is_waited_out_in_place(limits: RateLimits) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from social_pipelines.models import (
     MediaUpload,
     PlatformLimits,
     Published,
+    SearchResult,
     SocialPost,
     delivery_id,
 )
@@ -47,7 +49,6 @@ class FakePlatform:
     """
 
     name = "fake"
-    dedupes_creates = False
 
     def __init__(self) -> None:
         self.posts: list[SocialPost] = []
@@ -85,8 +86,8 @@ class FakePlatform:
     def text_length(self, text: str) -> int:
         return len(text)
 
-    def search(self, query: str, *, limit: int) -> list[SocialPost]:
-        return []
+    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
+        return SearchResult(posts=[])
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
         self.creates.append((post, idempotency_key))
@@ -156,7 +157,9 @@ def platform() -> FakePlatform:
 
 @pytest.fixture
 def deliverer(ledger: Ledger, platform: FakePlatform) -> Deliverer:
-    return Deliverer(ledger, platform, run_id="run-1")
+    """One step per call: an unknown outcome is left to the next call (see the in-step
+    tests below for the default)."""
+    return Deliverer(ledger, platform, run_id="run-1", settle=timedelta(0), reconciles_in_step=0)
 
 
 def test_the_fake_is_a_platform(platform: FakePlatform) -> None:
@@ -278,7 +281,7 @@ def test_a_run_that_died_mid_send_is_reconciled_after_its_lease(
         assert crashed.result == ClaimResult.CLAIMED
         platform._store(CreatePost(text=draft.text, in_reply_to_id=draft.subject))
 
-        deliverer = Deliverer(store.ledger, platform, run_id="run-2")
+        deliverer = Deliverer(store.ledger, platform, run_id="run-2", reconciles_in_step=0)
         assert deliverer.deliver(draft).outcome == Outcome.IN_FLIGHT
         now[0] += DEFAULT_LEASE + timedelta(seconds=1)
         result = deliverer.deliver(draft)
@@ -306,11 +309,13 @@ def test_duplicate_answer_triggers_reconciliation(
 ) -> None:
     draft = _draft()
     platform.fail_next_create(Duplicate("already posted", status_code=422), landed=True)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
     result = deliverer.deliver(draft)
     assert result.outcome == Outcome.RECONCILED
     assert result.remote_id == "remote-1"
     assert ledger.get(draft.delivery_id).state == DeliveryState.SENT
-    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["reconciled"]
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["unknown", "reconciled"]
+    assert len(platform.creates) == 1
 
 
 def test_duplicate_answer_that_cannot_be_found_is_unknown(
@@ -408,7 +413,9 @@ def test_a_delivery_out_of_attempts_is_dead(ledger: Ledger, platform: FakePlatfo
 def test_a_doubtful_delivery_out_of_attempts_is_not_sent_again(
     ledger: Ledger, platform: FakePlatform
 ) -> None:
-    deliverer = Deliverer(ledger, platform, run_id="run-1", max_attempts=1)
+    deliverer = Deliverer(
+        ledger, platform, run_id="run-1", max_attempts=1, settle=timedelta(0), reconciles_in_step=0
+    )
     draft = _draft()
     platform.fail_next_create(OutcomeUnknown("timeout"), landed=False)
     assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
@@ -449,3 +456,120 @@ def test_a_full_quota_defers_without_calling_the_platform(
     sent_at = ledger.get(first.delivery_id).sent_at
     assert second.not_before == sent_at + quota.window
     assert len(platform.creates) == 1
+
+
+# -- the default: an unknown outcome is settled in the same step, after the settle time ----
+
+
+class Recorder:
+    """A clock that a sleep moves on (remembering how long), and the log lines."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+        self.sleeps: list[float] = []
+        self.lines: list[str] = []
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    warning = info
+
+
+@pytest.fixture
+def seen(tmp_path: Path) -> Iterator[tuple[Recorder, Ledger]]:
+    recorder = Recorder()
+    store = StateStore(f"sqlite:///{tmp_path / 'clocked.db'}", clock=recorder.clock)
+    yield recorder, store.ledger
+    store.dispose()
+
+
+def test_unknown_is_looked_for_after_the_settle_time_before_any_resend(
+    seen: tuple[Recorder, Ledger], platform: FakePlatform
+) -> None:
+    seen, ledger = seen
+    deliverer = Deliverer(
+        ledger, platform, run_id="run-1", settle=timedelta(seconds=5), sleep=seen.sleep, log=seen
+    )
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("read timeout"), landed=True)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.RECONCILED
+    assert len(platform.creates) == 1 and platform.listed == 1
+    assert seen.sleeps == [5.0]
+    assert [r.outcome for r in ledger.attempts(draft.delivery_id)] == ["unknown", "reconciled"]
+    log = "\n".join(seen.lines)
+    assert "may be out" in log and "reconciled" in log and "it was out already" in log
+
+
+def test_a_miss_after_the_settle_time_sends_again_once_and_says_so(
+    seen: tuple[Recorder, Ledger], platform: FakePlatform
+) -> None:
+    seen, ledger = seen
+    deliverer = Deliverer(
+        ledger, platform, run_id="run-1", settle=timedelta(seconds=2), sleep=seen.sleep, log=seen
+    )
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("reset after sending"), landed=False)
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.SENT
+    assert len(platform.creates) == 2 and len(platform.posts) == 1
+    assert platform.listed == 1  # looked, missed, and only then sent again
+    assert [key for _, key in platform.creates] == [draft.delivery_id] * 2  # key still sent
+    assert any("not among the account's own posts; sending it again" in line for line in seen.lines)
+
+
+def test_nobody_reconciles_an_unknown_delivery_before_its_settle_time(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    """Another run finding the row during the settle time leaves it alone."""
+    first = Deliverer(ledger, platform, settle=timedelta(minutes=5), reconciles_in_step=0)
+    draft = _draft()
+    platform.fail_next_create(OutcomeUnknown("read timeout"), landed=False)
+    assert first.deliver(draft).outcome == Outcome.UNKNOWN
+    other = Deliverer(ledger, platform, run_id="run-2", settle=timedelta(minutes=5))
+    result = other.send(draft.delivery_id)
+    assert result.outcome == Outcome.DEFERRED
+    assert platform.listed == 0 and len(platform.creates) == 1
+    assert ledger.due() == []
+    assert ledger.next_due_at() == ledger.get(draft.delivery_id).not_before
+
+
+def test_in_step_reconciliation_is_bounded(
+    seen: tuple[Recorder, Ledger], platform: FakePlatform
+) -> None:
+    seen, ledger = seen
+    deliverer = Deliverer(ledger, platform, settle=timedelta(seconds=1), sleep=seen.sleep)
+    for _ in range(5):
+        platform.fail_next_create(OutcomeUnknown("read timeout"), landed=False)
+    result = deliverer.deliver(_draft())
+    assert result.outcome == Outcome.UNKNOWN
+    assert len(seen.sleeps) == 3 and len(platform.creates) == 4 and platform.listed == 3
+
+
+def test_the_heartbeat_keeps_a_live_claim_and_stops_with_the_deliverer(
+    tmp_path: Path, platform: FakePlatform
+) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'beat.db'}")
+    try:
+        draft = _draft()
+        store.ledger.plan(draft)
+        lease = timedelta(seconds=4)
+        with Deliverer(store.ledger, platform, run_id="live-run", lease=lease) as deliverer:
+            held = store.ledger.claim(draft.delivery_id, run_id=deliverer.run_id, lease=lease)
+            assert held.result == ClaimResult.CLAIMED
+            first_lease = store.ledger.get(draft.delivery_id).lease_until
+            time.sleep(2.5)  # more than a beat (lease / 4)
+            renewed = store.ledger.get(draft.delivery_id).lease_until
+            assert renewed > first_lease
+        stopped = store.ledger.get(draft.delivery_id).lease_until
+        time.sleep(1.5)
+        assert store.ledger.get(draft.delivery_id).lease_until == stopped
+    finally:
+        store.dispose()

@@ -32,6 +32,11 @@ POST = CreatePost(text="Thanks @alice!", in_reply_to_id="111")
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        # Who we are (search leaves our own posts out) and the instance's identity.
+        router.get("/api/v1/accounts/verify_credentials").respond(
+            200, json={"id": "109", "username": "brand", "acct": "brand"}
+        )
+        router.get("/api/v2/instance").respond(200, json={"domain": "social.example"})
         yield router
 
 
@@ -45,7 +50,7 @@ def mastodon(
     api: respx.MockRouter, observed: list[tuple[str, RateLimitInfo]]
 ) -> Iterator[MastodonPlatform]:
     platform = MastodonPlatform(
-        BASE + "/", TOKEN, timeout=2, on_rate_limit=lambda e, i: observed.append((e, i))
+        BASE + "/", TOKEN, timeout=2, on_rate_limit=lambda e, i: i and observed.append((e, i))
     )
     yield platform
     platform.close()
@@ -56,7 +61,7 @@ def _create(mastodon: MastodonPlatform) -> Published:
 
 
 def _search(mastodon: MastodonPlatform) -> object:
-    return mastodon.search("dagster", limit=10)
+    return mastodon.search("dagster", limit=10, since=datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def _assert_no_token(error: BaseException) -> None:

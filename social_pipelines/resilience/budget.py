@@ -1,0 +1,238 @@
+"""The budget a platform announces, shared exactly by every process that uses an account.
+
+A platform's rate-limit headers say how many requests are left in its current window and
+when that window resets. Blocking a bucket only once a response says "0 left" is too late:
+by then other processes have requests in flight, and a platform limit below our configured
+one is overshot (measured: three reply runs and a redelivery run drew 429s). So what the
+platform announced is kept per bucket in the state store, and every request of every
+process takes one from it atomically before it is sent, with the requests still in flight
+counted. Until a platform has announced its budget for the current window, an account sends
+one request at a time: the first answer tells the rest what they may do.
+
+Merging an answer into the budget is conservative: a newer window replaces the budget with
+what the answer says remains less the other requests still in flight (they may not have
+been counted yet); an answer about the same window can only lower it; an answer about an
+older window changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from social_pipelines.errors import RateLimited
+from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.store.engine import for_writing
+from social_pipelines.store.ledger import Clock, utcnow
+from social_pipelines.store.schema import rate_budgets, rate_permits
+
+# Two answers about one window may name its reset a little apart (rounding, clocks).
+SAME_WINDOW = timedelta(seconds=1)
+# A window counts as over only this long after its announced reset: our clock and the
+# platform's are not the same instant, and a request sent at the edge may arrive early.
+EDGE = timedelta(milliseconds=25)
+# While a bucket waits for its first answer, others ask this often whether it came.
+POLL_SECONDS = 0.005
+
+_b = rate_budgets.c
+_p = rate_permits.c
+_BUDGETS = sa.select(rate_budgets).where(_b.bucket.in_(sa.bindparam("keys", expanding=True)))
+_IN_FLIGHT = (
+    sa.select(_p.bucket, sa.func.count())
+    .where(_p.bucket.in_(sa.bindparam("keys", expanding=True)), _p.expires_at > sa.bindparam("now"))
+    .group_by(_p.bucket)
+)
+
+
+@dataclass(frozen=True)
+class Permit:
+    """One request's place in the budgets of the buckets it draws from."""
+
+    id: str
+    keys: tuple[str, ...]
+    waited: float = 0.0  # seconds spent waiting for it, ceiling buckets included
+
+
+@dataclass(frozen=True)
+class _Known:
+    remaining: int
+    reset_at: datetime
+
+
+class AnnouncedBudget:
+    """Take before each request, settle with its answer; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Clock = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.engine = engine
+        self.writer = for_writing(engine)
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- taking ---------------------------------------------------------------------------
+
+    def take(self, keys: list[str], *, ttl: float, max_wait: float, platform: str) -> Permit:
+        """A permit in every bucket of `keys`, waiting at most `max_wait` seconds.
+
+        `ttl` bounds how long the permit counts as in flight if nobody settles it (the
+        process died): the request's own timeout and then some.
+        """
+        deadline = time.monotonic() + max_wait
+        while True:
+            permit, wait, why = self._try_take(keys, ttl)
+            if permit is not None:
+                return permit
+            left = deadline - time.monotonic()
+            if wait > left:
+                raise RateLimited(
+                    f"{platform} budget {why}",
+                    retry_after=max(wait, POLL_SECONDS),
+                    platform=platform,
+                )
+            self.sleep(max(wait, POLL_SECONDS))
+
+    def _try_take(self, keys: list[str], ttl: float) -> tuple[Permit | None, float, str]:
+        now = self.clock()
+        if not self._looks_free(keys, now):
+            # A read first: waiting processes poll without queueing for the write lock.
+            return None, *self._wait_for(keys, now)
+        with self.writer.begin() as connection:
+            _lock(connection, keys)
+            known, in_flight = _state(connection, keys, now)
+            for key in keys:
+                budget = known.get(key)
+                if budget is not None and budget.remaining <= 0:
+                    wait = (budget.reset_at + EDGE - now).total_seconds()
+                    return None, wait, _spent(key, budget)
+                if budget is None and in_flight.get(key, 0) > 0:
+                    return None, POLL_SECONDS, f"{key}: waiting for the platform to announce it"
+            permit = Permit(uuid.uuid4().hex, tuple(keys))
+            for key in keys:
+                if key in known:
+                    connection.execute(
+                        rate_budgets.update()
+                        .where(_b.bucket == key)
+                        .values(remaining=_b.remaining - 1, updated_at=now)
+                    )
+                connection.execute(
+                    rate_permits.insert().values(
+                        permit=permit.id,
+                        bucket=key,
+                        taken_at=now,
+                        expires_at=now + timedelta(seconds=ttl),
+                    )
+                )
+            return permit, 0.0, ""
+
+    def _looks_free(self, keys: list[str], now: datetime) -> bool:
+        with self.engine.connect() as connection:
+            known, in_flight = _state(connection, keys, now)
+        return all(
+            (known[key].remaining > 0) if key in known else in_flight.get(key, 0) == 0
+            for key in keys
+        )
+
+    def _wait_for(self, keys: list[str], now: datetime) -> tuple[float, str]:
+        with self.engine.connect() as connection:
+            known, _ = _state(connection, keys, now)
+        spent = [(key, b) for key, b in known.items() if b.remaining <= 0]
+        if spent:
+            key, budget = max(spent, key=lambda item: item[1].reset_at)
+            return (budget.reset_at + EDGE - now).total_seconds(), _spent(key, budget)
+        return POLL_SECONDS, "waiting for the platform to announce it"
+
+    # -- what the answer said ---------------------------------------------------------
+
+    def settle(self, permit: Permit, info: RateLimitInfo | None) -> None:
+        """The request is answered (or failed): it is no longer in flight, and what the
+        answer announced about the budget is merged in."""
+        now = self.clock()
+        keys = list(permit.keys)
+        with self.writer.begin() as connection:
+            _lock(connection, keys)
+            connection.execute(rate_permits.delete().where(_p.permit == permit.id))
+            if info is None or info.remaining is None or info.reset_at is None:
+                return
+            if info.reset_at <= now:
+                return  # about a window that is over already
+            known, in_flight = _state(connection, keys, now)
+            for key in keys:
+                announced = max(0, info.remaining - in_flight.get(key, 0))
+                budget = known.get(key)
+                if budget is None or info.reset_at > budget.reset_at + SAME_WINDOW:
+                    _put(connection, key, announced, info, now)
+                elif (
+                    info.reset_at >= budget.reset_at - SAME_WINDOW and announced < budget.remaining
+                ):
+                    connection.execute(
+                        rate_budgets.update()
+                        .where(_b.bucket == key)
+                        .values(remaining=announced, updated_at=now)
+                    )
+                # else: the same window with no less left, or an older window's late answer
+
+    def known(self, key: str) -> tuple[int, datetime] | None:
+        """The budget known for the current window of one bucket (for tests and doctor)."""
+        now = self.clock()
+        with self.engine.connect() as connection:
+            known, _ = _state(connection, [key], now)
+        budget = known.get(key)
+        return None if budget is None else (budget.remaining, budget.reset_at)
+
+
+def _spent(key: str, budget: _Known) -> str:
+    return f"{key}: spent until {budget.reset_at:%H:%M:%S} UTC (announced by the platform)"
+
+
+def _lock(connection: sa.Connection, keys: list[str]) -> None:
+    """Serialise budget decisions per bucket (SQLite's write lock already does)."""
+    if connection.dialect.name == "postgresql":
+        for key in sorted(keys):
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"rate:{key}"}
+            )
+
+
+def _state(
+    connection: sa.Connection, keys: list[str], now: datetime
+) -> tuple[dict[str, _Known], dict[str, int]]:
+    """Budgets still in their window, and unexpired requests in flight, per bucket."""
+    known = {
+        row.bucket: _Known(row.remaining, row.reset_at)
+        for row in connection.execute(_BUDGETS, {"keys": keys})
+        if row.reset_at + EDGE > now
+    }
+    in_flight = {
+        row[0]: row[1] for row in connection.execute(_IN_FLIGHT, {"keys": keys, "now": now})
+    }
+    return known, in_flight
+
+
+def _put(
+    connection: sa.Connection,
+    key: str,
+    remaining: int,
+    info: RateLimitInfo,
+    now: datetime,
+) -> None:
+    values = {
+        "announced_limit": info.limit,
+        "remaining": remaining,
+        "reset_at": info.reset_at,
+        "updated_at": now,
+    }
+    updated = connection.execute(
+        rate_budgets.update().where(_b.bucket == key).values(**values)
+    ).rowcount
+    if not updated:
+        connection.execute(rate_budgets.insert().values(bucket=key, **values))

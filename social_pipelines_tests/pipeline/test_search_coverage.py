@@ -1,0 +1,132 @@
+"""No post silently left unanswered past one search page (issue: 60 matches, 40 answered,
+20 never seen again): 120 matching posts are all answered over two windows, our own
+replies (which match the query) never crowd them out, and every limit that stops work
+says so in the log and the run's metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from social_pipelines.partitions import last_complete_window, reply_windows
+from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines.settings import get_settings
+from social_pipelines_tests.pipeline.helpers import reports, run_reply_job
+
+MATCHES = 120
+
+
+@pytest.fixture
+def zebra_campaign(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = env / "campaigns.toml"
+    path.write_text(
+        """
+[accounts.brand]
+platform = "mastodon"
+instance_url = "${SOCIAL_SANDBOX_URL}"
+token_env = "SOCIAL_SANDBOX_TOKEN"
+
+[[campaigns]]
+name = "zebras"
+account = "brand"
+query = "zebra"
+max_replies = 100
+search_limit = 200
+max_age_hours = 24
+# Our replies contain the query: they match the search too.
+template = "Thanks @{author}, happy to help with {query} questions!"
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(path))
+    get_settings.cache_clear()
+    return path
+
+
+def _windows() -> tuple[str, str]:
+    last = last_complete_window()
+    assert last is not None
+    start = datetime.strptime(last, reply_windows.fmt).replace(tzinfo=UTC)
+    return (start - timedelta(hours=2)).strftime(reply_windows.fmt), last
+
+
+def _seed_matches(sandbox: SandboxProcess, count: int) -> list[str]:
+    # All written before the earlier window ended (at most 4 h ago), within a day.
+    posts = [
+        {"author": f"rider{i % 9}", "text": f"a zebra question, number {i}", "age_minutes": 250 + i}
+        for i in range(count)
+    ]
+    return sandbox.seed(posts)["statuses"]
+
+
+def _metadata(result: ExecuteInProcessResult, step: str) -> dict:
+    [metadata] = [
+        event.event_specific_data.metadata
+        for event in result.all_events
+        if event.step_key == step and event.event_type_value == "STEP_OUTPUT"
+    ]
+    return {key: value.value for key, value in metadata.items()}
+
+
+def _warnings(instance: DagsterInstance, run_id: str) -> list[str]:
+    return [e.message for e in instance.all_logs(run_id) if e.level >= 30 and e.message]
+
+
+def test_120_matches_are_all_answered_over_two_windows(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+) -> None:
+    demo_sandbox.reset()
+    targets = set(_seed_matches(demo_sandbox, MATCHES))
+    earlier, later = _windows()
+
+    first = run_reply_job(instance, partition_key=earlier)
+    assert reports(first)["zebras"].new == 100
+    selected = _metadata(first, "select_candidates[zebras]")
+    assert selected["skipped_over_max_replies"] == 20
+    assert any(
+        "20 post(s) worth answering left over" in w for w in _warnings(instance, first.run_id)
+    )
+    searched = _metadata(first, "search_posts[zebras]")
+    assert searched["found"] == MATCHES and searched["search_complete"] is True
+
+    second = run_reply_job(instance, partition_key=later)
+    assert reports(second)["zebras"].new == 20
+    searched = _metadata(second, "search_posts[zebras]")
+    # Our 100 replies match "zebra" too; they are skipped, not counted against the limit.
+    assert searched["own_posts_skipped"] == 100
+    assert searched["found"] == MATCHES and searched["search_complete"] is True
+
+    answered = [status["in_reply_to_id"] for status in demo_sandbox.posted()]
+    assert len(answered) == MATCHES and set(answered) == targets
+
+
+def test_a_search_stopped_by_its_limit_says_what_it_left(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+) -> None:
+    demo_sandbox.reset()
+    _seed_matches(demo_sandbox, 60)
+    zebra_campaign.write_text(
+        zebra_campaign.read_text().replace("search_limit = 200", "search_limit = 50")
+    )
+    result = run_reply_job(instance, partition_key=_windows()[1])
+    searched = _metadata(result, "search_posts[zebras]")
+    assert searched["found"] == 50
+    assert searched["search_complete"] is False
+    assert searched["search_stopped_by"] == "search_limit=50"
+    assert searched["not_examined"] == 10
+    assert any(
+        "stopped at search_limit=50" in w and "10 match(es)" in w
+        for w in _warnings(instance, result.run_id)
+    )
+
+
+def test_a_search_that_finds_nothing_says_so(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+) -> None:
+    demo_sandbox.reset()
+    result = run_reply_job(instance, partition_key=_windows()[1])
+    assert reports(result)["zebras"].new == 0
+    assert any("found no posts" in w for w in _warnings(instance, result.run_id))
