@@ -541,3 +541,43 @@ def test_a_naive_datetime_is_refused(store_url: str, ledger: Ledger) -> None:
         assert naive_store.ledger.get(make_draft("other").delivery_id) is None
     finally:
         naive_store.dispose()
+
+
+# -- leases: renewed by the holder's heartbeat, lapsing when it stops ------------------------
+
+
+def test_renew_leases_extends_only_the_holders_live_claims(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    mine, _ = _claimed(ledger, "post-1", run_id="run-a")
+    theirs, _ = _claimed(ledger, "post-2", run_id="run-b")
+    lapsed, _ = _claimed(ledger, "post-3", run_id="run-a")
+    # post-3's lease runs out (the holder paused too long): it is free, not renewed.
+    with ledger.writer.begin() as connection:
+        connection.execute(
+            deliveries.update()
+            .where(deliveries.c.delivery_id == lapsed)
+            .values(lease_until=clock.now - timedelta(seconds=1))
+        )
+    clock.now += timedelta(seconds=30)
+    assert ledger.renew_leases("run-a", timedelta(minutes=1)) == 1
+    assert ledger.get(mine).lease_until == clock.now + timedelta(minutes=1)
+    assert ledger.get(theirs).lease_until == clock.now - timedelta(seconds=30) + LEASE
+    assert ledger.get(lapsed).lease_until < clock.now
+    assert lapsed in {record.delivery_id for record in ledger.due()}
+
+
+def test_an_unknown_delivery_waits_out_its_settle_time(ledger: Ledger, clock: FakeClock) -> None:
+    delivery_id, attempt = _claimed(ledger)
+    settle = clock.now + timedelta(seconds=5)
+    ledger.record_error(
+        delivery_id,
+        attempt,
+        OutcomeUnknown("read timeout"),
+        state=DeliveryState.UNKNOWN,
+        not_before=settle,
+    )
+    assert ledger.claim(delivery_id, run_id="run-b", lease=LEASE).result == ClaimResult.DEFERRED
+    assert ledger.due() == [] and ledger.next_due_at() == settle
+    clock.now = settle
+    assert ledger.claim(delivery_id, run_id="run-b", lease=LEASE).result == ClaimResult.RECONCILE
