@@ -52,9 +52,7 @@ def test_first_run_replies_once_to_each_chosen_post(
         for event in result.all_events
         if event.step_key == "summarize" and event.event_type_value == "STEP_OUTPUT"
     ]
-    urls = {
-        value.url for value in materialized[0].values() if isinstance(value, UrlMetadataValue)
-    }
+    urls = {value.url for value in materialized[0].values() if isinstance(value, UrlMetadataValue)}
     assert urls == {status["url"] for status in posted}
 
 
