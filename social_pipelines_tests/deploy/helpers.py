@@ -14,9 +14,16 @@ BIN = Path(sys.executable).parent
 
 
 def make_home(home: Path) -> subprocess.CompletedProcess[str]:
-    """`make home` for `home`, with this interpreter's tools (the checkout's `.venv` or not)."""
+    """`make home` for `home`, with this interpreter's tools (the checkout's `.venv` or not),
+    unaffected by the `make test` that may be running this test."""
+    env = {
+        key: value
+        for key, value in clean_env().items()
+        if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    }
     return subprocess.run(
         ["make", "-s", "-C", str(REPO), "home", f"DAGSTER_HOME={home}", f"BIN={BIN}"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
