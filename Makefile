@@ -18,11 +18,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Dagster reads only $DAGSTER_HOME/dagster.yaml: install ours there when missing or older.
+# Dagster reads only $DAGSTER_HOME/dagster.yaml. Install the embedded one there when there is
+# none, and replace a copy of it (first line EMBEDDED_MARK, or EARLIER_MARK from before the
+# marker) when it differs; any other file (deploy/dagster.yaml, your own) is never touched.
+# A home created here gets Dagster's storage initialised once, before any run: runs started
+# at once on an uninitialised SQLite home race to create its tables, and the losers can
+# leave it with two Alembic heads, which every command refuses from then on.
+EMBEDDED_MARK := social_pipelines: embedded default dagster.yaml
+EARLIER_MARK := The embedded default: everything under
 home:
 	@mkdir -p "$(DAGSTER_HOME)"
-	@if [ ! -f "$(DAGSTER_HOME)/dagster.yaml" ] || [ dagster.yaml -nt "$(DAGSTER_HOME)/dagster.yaml" ]; then \
-		cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; echo "installed dagster.yaml into $(DAGSTER_HOME)"; fi
+	@target="$(DAGSTER_HOME)/dagster.yaml"; \
+	if [ ! -e "$$target" ]; then \
+		cp dagster.yaml "$$target"; \
+		if ! DAGSTER_HOME="$(DAGSTER_HOME)" $(BIN)/dagster instance migrate >/dev/null; then \
+			rm -f "$$target"; echo "could not initialise Dagster's storage in $(DAGSTER_HOME)" >&2; exit 1; fi; \
+		echo "installed dagster.yaml into $(DAGSTER_HOME) and initialised Dagster's storage"; \
+	elif ! head -n 1 "$$target" | grep -qF -e '$(EMBEDDED_MARK)' -e '$(EARLIER_MARK)'; then \
+		echo "kept $$target: not the embedded default, never overwritten"; \
+	elif ! cmp -s dagster.yaml "$$target"; then \
+		cp dagster.yaml "$$target"; echo "updated the embedded dagster.yaml in $(DAGSTER_HOME)"; \
+	fi
 
 run: $(STAMP) home
 	$(BIN)/social-pipelines demo

