@@ -153,3 +153,14 @@ def test_failed_run_releases_its_claims_for_reconciliation(
     retry = store.ledger.claim(wanted, run_id="next", lease=timedelta(minutes=10))
     assert claim.attempt == 1
     assert retry.result == "reconcile"  # looked up on the platform before any resend
+
+
+def test_healing_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> None:
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    from social_pipelines.definitions import defs
+
+    for name in ("deferred_deliveries_sensor", "release_failed_run_claims"):
+        assert defs.get_sensor_def(name).default_status == DefaultSensorStatus.RUNNING, name
+    schedule = defs.get_schedule_def("reply_schedule")
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED
