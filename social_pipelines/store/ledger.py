@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from social_pipelines.errors import SocialError, excerpt
+from social_pipelines.errors import SocialError
 from social_pipelines.models import DeliveryState, Draft, Published
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.schema import deliveries, delivery_attempts
@@ -535,14 +535,14 @@ class Ledger:
             outcome=outcome or str(state),
             status_code=error.status_code,
             error_kind=error.kind,
-            error=excerpt(str(error)),
+            error=error.full_text,
             values={
                 "state": str(state),
                 "not_before": not_before,
                 "lease_until": None,
                 "error_kind": error.kind,
                 "status_code": error.status_code,
-                "error": excerpt(str(error)),
+                "error": error.full_text,
             },
         )
 

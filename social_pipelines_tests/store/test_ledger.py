@@ -257,6 +257,28 @@ def test_record_error_writes_class_status_and_excerpt(ledger: Ledger, clock: Fak
     assert row.finished_at == clock.now
 
 
+def test_an_html_error_page_is_kept_as_an_excerpt_not_only_its_title(ledger: Ledger) -> None:
+    delivery_id, attempt = _claimed(ledger)
+    page = (
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+        "<h1>502 Bad Gateway</h1><p>upstream: 10.0.0.7:3000</p>" + "<!-- pad -->" * 400
+    )
+    error = OutcomeUnknown(
+        "server error on a create", platform="mastodon", status_code=502, detail=page
+    )
+    assert str(error) == "mastodon: server error on a create (HTTP 502): 502 Bad Gateway"
+
+    record = ledger.record_error(delivery_id, attempt, error, state=DeliveryState.UNKNOWN)
+
+    [row] = ledger.attempts(delivery_id)
+    for stored in (record.error, row.error):
+        assert stored.startswith("mastodon: server error on a create (HTTP 502): <!DOCTYPE html>")
+        assert "<p>upstream: 10.0.0.7:3000</p>" in stored
+        assert len(stored.encode("utf-8")) <= ERROR_EXCERPT_LIMIT
+        assert stored.endswith("...")
+    assert ledger.get(delivery_id).error == record.error
+
+
 def test_record_error_takes_an_explicit_outcome(ledger: Ledger) -> None:
     delivery_id, attempt = _claimed(ledger)
     ledger.record_error(

@@ -116,6 +116,20 @@ def test_a_huge_error_body_is_trimmed() -> None:
     assert error.detail.endswith("...")
 
 
+def test_an_html_error_page_is_its_title_in_the_message_and_whole_in_the_detail() -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>504 Gateway Time-out</title></head>"
+        "<body><h1>504 Gateway Time-out</h1><hr><center>nginx</center></body></html>"
+    )
+    error = status_error(_response(504, text=page), platform="mastodon", create=True)
+    assert str(error) == (
+        "mastodon: server error on a create; it may have been processed (HTTP 504): "
+        "504 Gateway Time-out"
+    )
+    assert error.detail == page
+    assert error.full_text.endswith(page)
+
+
 # -- transport failures --------------------------------------------------------------------
 
 
