@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 ERROR_EXCERPT_LIMIT = 2048
 SUMMARY_LIMIT = 200
 _HTML_TAG = re.compile(r"<(?:!doctype\s+html|html|head|body|title)\b", re.IGNORECASE)
+_PAGE_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 
 
 def excerpt(text: str | bytes | None, limit: int = ERROR_EXCERPT_LIMIT) -> str:
@@ -58,20 +59,34 @@ class _PageSummary(HTMLParser):
             self.text.append(data)
 
 
+def _page_line(page: str) -> str:
+    parsed = _PageSummary()
+    parsed.feed(page)
+    parsed.close()
+    title = " ".join("".join(parsed.title).split())
+    if title:
+        return title
+    return next((line for line in "".join(parsed.text).splitlines() if line.strip()), "")
+
+
 def summarize(text: str | None, limit: int = SUMMARY_LIMIT) -> str:
     """One line for a log or a failure from what a platform said: an HTML error page's
     title (else its first line of visible text), or the first non-empty line of anything
-    else, whitespace collapsed, at most `limit` characters."""
+    else, whitespace collapsed, at most `limit` characters.
+
+    A page after a one-line lead (`mastodon: server error (HTTP 502): <!DOCTYPE html>...`,
+    as the ledger stores it) keeps the lead: `mastodon: server error (HTTP 502): 502 Bad
+    Gateway`.
+    """
     if not text or not text.strip():
         return ""
-    candidates = text.splitlines()
     if text.lstrip().startswith("<") and _HTML_TAG.search(text):
-        page = _PageSummary()
-        page.feed(text)
-        page.close()
-        title = " ".join("".join(page.title).split())
-        candidates = [title] if title else "".join(page.text).splitlines()
-    line = next((" ".join(line.split()) for line in candidates if line.strip()), "")
+        line = _page_line(text)
+    elif (start := _PAGE_START.search(text)) and "\n" not in text[: start.start()]:
+        line = text[: start.start()] + _page_line(text[start.start() :])
+    else:
+        line = next((line for line in text.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 

@@ -207,8 +207,13 @@ class Ledger:
         states: Iterable[DeliveryState] | None = None,
         campaign: str | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[DeliveryRecord]:
-        query = sa.select(deliveries).order_by(deliveries.c.created_at).limit(limit)
+        """Deliveries in the order they were planned, or with `newest` the most recently
+        changed first (what a person looking at the ledger wants to see)."""
+        c = deliveries.c
+        order = (c.updated_at.desc(), c.delivery_id.desc()) if newest else (c.created_at,)
+        query = sa.select(deliveries).order_by(*order).limit(limit)
         if states is not None:
             query = query.where(deliveries.c.state.in_([str(s) for s in states]))
         if campaign is not None:

@@ -496,6 +496,24 @@ def test_list_filters_by_state_and_campaign(ledger: Ledger, clock: FakeClock) ->
 # -- time ----------------------------------------------------------------------------------
 
 
+def test_list_newest_puts_the_most_recently_changed_first(ledger: Ledger, clock: FakeClock) -> None:
+    first = _settle(ledger, "first", DeliveryState.FAILED)
+    clock.advance(minutes=1)
+    second = _settle(ledger, "second", DeliveryState.DEAD)
+    clock.advance(minutes=1)
+    third = _settle(ledger, "third", DeliveryState.PLANNED)
+    clock.advance(minutes=1)
+    # The first one is retried and sent last: it leads, though it was planned first.
+    claim = ledger.claim(first, run_id="run-2", lease=LEASE)
+    ledger.record_sent(first, claim.attempt, Published(remote_id="r1"))
+
+    assert [r.delivery_id for r in ledger.list(newest=True)] == [first, third, second]
+    assert [r.delivery_id for r in ledger.list(newest=True, limit=2)] == [first, third]
+    settled = ledger.list(states=[DeliveryState.PLANNED, DeliveryState.DEAD], newest=True)
+    assert [r.delivery_id for r in settled] == [third, second]
+    assert [r.delivery_id for r in ledger.list()] == [first, second, third]
+
+
 def test_timestamps_come_back_aware_utc(ledger: Ledger, clock: FakeClock) -> None:
     delivery_id, attempt = _claimed(ledger)
     ledger.record_error(

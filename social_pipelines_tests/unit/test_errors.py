@@ -48,6 +48,12 @@ NGINX_502 = """<!DOCTYPE html>
             '{"error": "Validation failed: Text can\'t be blank"}',
         ),
         ("\n\n   upstream   timed out  \nline two\n", "upstream timed out"),
+        # What the ledger stores: our lead, then the page.
+        (
+            "mastodon: server error (HTTP 502): " + NGINX_502,
+            "mastodon: server error (HTTP 502): 502 Bad Gateway",
+        ),
+        ("line one\n<html><title>not the first line</title></html>", "line one"),
         ("", ""),
         ("   \n  ", ""),
         (None, ""),
