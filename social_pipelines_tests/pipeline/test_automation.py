@@ -160,7 +160,10 @@ def test_healing_sensors_run_by_default_and_the_schedule_waits_for_a_person() ->
 
     from social_pipelines.definitions import defs
 
-    for name in ("deferred_deliveries_sensor", "release_failed_run_claims"):
-        assert defs.get_sensor_def(name).default_status == DefaultSensorStatus.RUNNING, name
-    schedule = defs.get_schedule_def("reply_schedule")
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {"deferred_deliveries_sensor", "release_failed_run_claims"}
+    for name, sensor in sensors.items():
+        assert sensor.default_status == DefaultSensorStatus.RUNNING, name
+    [schedule] = defs.schedules
+    assert schedule.name == "reply_schedule"
     assert schedule.default_status == DefaultScheduleStatus.STOPPED
