@@ -152,7 +152,10 @@ class Deliverer:
             return self._record(
                 record,
                 claim.attempt,
-                Rejected(f"out of attempts ({self.max_attempts}): {record.error or 'no error'}"),
+                # The last error as detail, not message: a stored page stays out of logs.
+                Rejected(
+                    f"out of attempts ({self.max_attempts})", detail=record.error or "no error"
+                ),
                 DeliveryState.DEAD,
                 Outcome.DEAD,
             )
