@@ -27,6 +27,7 @@ from social_pipelines.errors import (
     RateLimited,
     Rejected,
     SocialError,
+    summarize,
 )
 from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
 from social_pipelines.platforms.base import Platform
@@ -82,7 +83,8 @@ def _result(
         outcome=outcome,
         url=record.remote_url or "",
         remote_id=record.remote_id or "",
-        error=str(error) if error else (record.error or ""),
+        # The ledger's 2 KB excerpt, read back, is summarised like a fresh error.
+        error=str(error) if error else summarize(record.error),
         error_kind=error.kind if error else (record.error_kind or ""),
         not_before=record.not_before,
     )

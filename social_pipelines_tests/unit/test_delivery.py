@@ -435,6 +435,11 @@ def test_out_of_attempts_after_an_error_page_says_its_title_and_keeps_the_page(
     stored = ledger.get(draft.delivery_id).error
     assert stored.startswith("out of attempts (1): server error (HTTP 502): <html>")
     assert "x" * 500 in stored
+    # Asked again later, the dead delivery reports its reason read back from the ledger,
+    # summarised the same way.
+    again = deliverer.deliver(draft)
+    assert again.outcome == Outcome.DEAD
+    assert again.error == result.error
 
 
 def test_send_drives_a_planned_delivery_from_the_ledger_alone(
