@@ -8,6 +8,7 @@ that uses it could run correctly.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -118,11 +119,27 @@ class Campaign(BaseModel):
 
 @dataclass(frozen=True)
 class CampaignProblem:
+    """A campaign entry that was refused: where it is (file, index, name) and why."""
+
     where: str
     message: str
+    file: str = ""
+    index: int | None = None
+    name: str | None = None
+    fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
+
+    def as_metadata(self) -> dict[str, object]:
+        """Plain values for run metadata (JSON)."""
+        return {
+            "file": self.file,
+            "index": self.index,
+            "campaign": self.name,
+            "fields": list(self.fields),
+            "problem": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,12 +155,19 @@ class CampaignBook:
         if names:
             unknown = sorted(set(names) - set(self.campaigns))
             if unknown:
+                refused = [p for p in self.problems if p.name in unknown]
                 raise ConfigError(
                     f"{self.path}: no campaign named {', '.join(unknown)}; "
                     f"known: {', '.join(sorted(self.campaigns)) or 'none'}"
+                    + "".join(f"; refused: {problem}" for problem in refused)
                 )
             return [self.campaigns[name] for name in names]
         return [c for c in self.campaigns.values() if c.enabled]
+
+
+def _fields(error: ValidationError) -> tuple[str, ...]:
+    names = (".".join(str(p) for p in item["loc"]) for item in error.errors())
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _explain(error: ValidationError) -> str:
@@ -194,25 +218,33 @@ def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> Ca
     campaigns: dict[str, Campaign] = {}
     problems: list[CampaignProblem] = []
     for index, body in enumerate(campaign_list):
-        where = f"{path}: campaigns[{index}]" + (
-            f" ({body['name']})" if isinstance(body, dict) and "name" in body else ""
+        name = body.get("name") if isinstance(body, dict) else None
+        where = f"{path}: campaigns[{index}]" + (f" ({name})" if name is not None else "")
+        refuse = functools.partial(
+            CampaignProblem,
+            where,
+            file=str(path),
+            index=index,
+            name=None if name is None else str(name),
         )
         try:
             campaign = Campaign(**body)
-        except (ValidationError, TypeError) as error:
-            detail = _explain(error) if isinstance(error, ValidationError) else str(error)
-            problems.append(CampaignProblem(where, detail))
+        except ValidationError as error:
+            problems.append(refuse(_explain(error), fields=_fields(error)))
+            continue
+        except TypeError as error:
+            problems.append(refuse(str(error)))
             continue
         if campaign.account not in accounts:
             problems.append(
-                CampaignProblem(
-                    where,
+                refuse(
                     f"account {campaign.account!r} is not defined; defined: "
                     f"{', '.join(sorted(accounts)) or 'none'}",
+                    fields=("account",),
                 )
             )
         elif campaign.name in campaigns:
-            problems.append(CampaignProblem(where, f"duplicate campaign name {campaign.name!r}"))
+            problems.append(refuse(f"duplicate campaign name {campaign.name!r}", fields=("name",)))
         else:
             campaigns[campaign.name] = campaign
     return CampaignBook(path=path, accounts=accounts, campaigns=campaigns, problems=problems)

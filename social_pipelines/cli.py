@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from social_pipelines.errors import ConfigError
+from social_pipelines.models import DeliveryState
 from social_pipelines.settings import Settings, load_settings
 
 
@@ -115,20 +116,41 @@ def dev(args: argparse.Namespace) -> int:
 
 
 def ledger(args: argparse.Namespace) -> int:
-    """Print the ledger's deliveries (newest last), optionally only some states."""
-    from social_pipelines.models import DeliveryState
+    """Print the ledger's deliveries, most recently changed first, and say when the list
+    was cut at `--limit`."""
+    from social_pipelines.errors import summarize
     from social_pipelines.store import StateStore
 
     settings = load_settings()
     store = StateStore.open(settings.state_store_url)
     states = [DeliveryState(s) for s in args.state] if args.state else None
-    for record in store.ledger.list(states=states, limit=args.limit):
+    # One more than asked for tells whether there are more.
+    records = store.ledger.list(states=states, limit=args.limit + 1, newest=True)
+    which = f" in state {', '.join(args.state)}" if args.state else ""
+    if not records:
+        print(f"no deliveries{which}")
+        return 0
+    for record in records[: args.limit]:
         print(
             f"{record.updated_at:%Y-%m-%d %H:%M:%S} {record.state:<8} {record.platform}"
             f" {record.kind} {record.subject} attempts={record.attempts}"
-            f" {record.remote_url or record.error or ''}"
+            f" {record.remote_url or summarize(record.error)}"
+        )
+    if len(records) > args.limit:
+        print(
+            f"showing the newest {args.limit} deliveries{which} of more; use --limit N to see more"
         )
     return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,9 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=dev)
 
-    show = commands.add_parser("ledger", help="list deliveries in the ledger")
-    show.add_argument("--state", action="append", help="only this state (repeatable)")
-    show.add_argument("--limit", type=int, default=200)
+    states = [str(state) for state in DeliveryState]
+    show = commands.add_parser("ledger", help="list deliveries, most recently changed first")
+    show.add_argument(
+        "--state",
+        action="append",
+        choices=states,
+        metavar="STATE",
+        help=f"only this state (repeatable): {', '.join(states)}",
+    )
+    show.add_argument(
+        "--limit", type=_positive, default=200, help="at most this many (default 200)"
+    )
     show.set_defaults(handler=ledger)
 
     args = parser.parse_args(argv)

@@ -37,6 +37,7 @@ from social_pipelines.errors import (
     RateLimited,
     Rejected,
     SocialError,
+    summarize,
 )
 from social_pipelines.log import Log
 from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
@@ -106,7 +107,8 @@ def _result(
         outcome=outcome,
         url=record.remote_url or "",
         remote_id=record.remote_id or "",
-        error=str(error) if error else (record.error or ""),
+        # The ledger's 2 KB excerpt, read back, is summarised like a fresh error.
+        error=str(error) if error else summarize(record.error),
         error_kind=error.kind if error else (record.error_kind or ""),
         not_before=record.not_before,
     )
@@ -261,7 +263,10 @@ class Deliverer:
             return self._record(
                 record,
                 claim.attempt,
-                Rejected(f"out of attempts ({self.max_attempts}): {record.error or 'no error'}"),
+                # The last error as detail, not message: a stored page stays out of logs.
+                Rejected(
+                    f"out of attempts ({self.max_attempts})", detail=record.error or "no error"
+                ),
                 DeliveryState.DEAD,
                 Outcome.DEAD,
             )

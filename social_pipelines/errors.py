@@ -2,15 +2,21 @@
 
 Adapters never raise raw httpx errors or status codes upward: they raise one of these, and
 every decision above them (retry, wait, refresh a token, reconcile, defer, dead-letter) is
-made from the class alone. Messages carry an excerpt of what the platform said, never a
-token or a request header.
+made from the class alone. Messages carry a one-line summary of what the platform said
+(an HTML error page's title, else its first line), never a token or a request header; the
+ledger keeps a longer excerpt (`full_text`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 ERROR_EXCERPT_LIMIT = 2048
+SUMMARY_LIMIT = 200
+_HTML_TAG = re.compile(r"<(?:!doctype\s+html|html|head|body|title)\b", re.IGNORECASE)
+_PAGE_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 
 
 def excerpt(text: str | bytes | None, limit: int = ERROR_EXCERPT_LIMIT) -> str:
@@ -23,6 +29,65 @@ def excerpt(text: str | bytes | None, limit: int = ERROR_EXCERPT_LIMIT) -> str:
     if len(encoded) <= limit:
         return text
     return encoded[: limit - 3].decode("utf-8", errors="ignore") + "..."
+
+
+class _PageSummary(HTMLParser):
+    """An HTML page's `<title>`, and its visible text in case it has none."""
+
+    _INVISIBLE = frozenset({"script", "style", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: list[str] = []
+        self.text: list[str] = []
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._INVISIBLE:
+            self._open.append(tag)
+        elif tag in ("br", "p", "div", "h1", "h2", "h3", "li", "tr"):
+            self.text.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._open:
+            self._open.remove(tag)
+
+    def handle_data(self, data: str) -> None:
+        if "title" in self._open:
+            self.title.append(data)
+        elif not self._open:
+            self.text.append(data)
+
+
+def _page_line(page: str) -> str:
+    parsed = _PageSummary()
+    parsed.feed(page)
+    parsed.close()
+    title = " ".join("".join(parsed.title).split())
+    if title:
+        return title
+    return next((line for line in "".join(parsed.text).splitlines() if line.strip()), "")
+
+
+def summarize(text: str | None, limit: int = SUMMARY_LIMIT) -> str:
+    """One line for a log or a failure from what a platform said: an HTML error page's
+    title (else its first line of visible text), or the first non-empty line of anything
+    else, whitespace collapsed, at most `limit` characters.
+
+    A page after a one-line lead (`mastodon: server error (HTTP 502): <!DOCTYPE html>...`,
+    as the ledger stores it) keeps the lead: `mastodon: server error (HTTP 502): 502 Bad
+    Gateway`.
+    """
+    if not text or not text.strip():
+        return ""
+    if text.lstrip().startswith("<") and _HTML_TAG.search(text):
+        line = _page_line(text)
+    elif (start := _PAGE_START.search(text)) and "\n" not in text[: start.start()]:
+        line = text[: start.start()] + _page_line(text[start.start() :])
+    else:
+        line = next((line for line in text.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
 class SocialError(Exception):
@@ -54,11 +119,25 @@ class SocialError(Exception):
         """A stable name for the ledger and metrics (`rate_limited`, `transient`, ...)."""
         return _KIND_NAMES.get(type(self), type(self).__name__)
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """What the platform said, in one short line (an HTML page's title)."""
+        return summarize(self.detail)
+
+    def _describe(self, detail: str) -> str:
         where = f"{self.platform}: " if self.platform else ""
         status = f" (HTTP {self.status_code})" if self.status_code else ""
-        tail = f": {self.detail}" if self.detail and self.detail not in self.message else ""
+        tail = f": {detail}" if detail and detail not in self.message else ""
         return f"{where}{self.message}{status}{tail}"
+
+    def __str__(self) -> str:
+        """For logs, Dagster failures and run metadata: the summary, not the whole page."""
+        return self._describe(self.summary)
+
+    @property
+    def full_text(self) -> str:
+        """For the ledger: the message with the platform's body excerpt, at most 2 KB."""
+        return excerpt(self._describe(self.detail))
 
 
 class RateLimited(SocialError):

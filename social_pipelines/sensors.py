@@ -1,6 +1,12 @@
-"""Sensors: the polling loops these pipelines used to run by hand."""
+"""Sensors: the polling loops these pipelines used to run by hand.
+
+Both only heal what earlier runs left (deferred or unsettled deliveries, a dead run's
+claims) and never start new work, so they run by default once a daemon runs. The reply
+schedule, which does start new work, stays off until a person turns it on.
+"""
 
 from dagster import (
+    DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
     SensorEvaluationContext,
@@ -17,6 +23,7 @@ from social_pipelines.resources import PlatformsResource, StateStoreResource
 @sensor(
     job=redeliver_job,
     minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
     description="Launch a redelivery run when deferred or unsettled deliveries are due.",
 )
 def deferred_deliveries_sensor(
@@ -43,6 +50,7 @@ def deferred_deliveries_sensor(
 @run_failure_sensor(
     monitor_all_code_locations=False,
     minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
     description="When a run fails (or run monitoring marks a killed run failed), release "
     "its delivery claims so the next run reconciles them instead of waiting out the lease.",
 )

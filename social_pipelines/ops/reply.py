@@ -23,7 +23,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from social_pipelines.campaigns import CampaignBook, CampaignProblem
 from social_pipelines.delivery import Deliverer, Outcome
+from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
@@ -49,6 +51,10 @@ from social_pipelines.resources import (
 POSTING_RETRY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+
+
+# How many refused campaign entries a failure's description lists (metadata holds 100).
+REFUSALS_SHOWN = 20
 
 
 class ReplyRunConfig(Config):
@@ -79,16 +85,34 @@ def _window(context: OpExecutionContext) -> tuple[datetime, datetime]:
 def plan_campaigns(
     context: OpExecutionContext, config: ReplyRunConfig, platforms: PlatformsResource
 ) -> Iterator[DynamicOutput[CampaignPlan]]:
-    """Fan out one branch per campaign of this window."""
-    book = platforms.campaigns()
-    for problem in book.problems:
+    """Fan out one branch per campaign of this window.
+
+    Campaign entries the file refused are never dropped in silence: with good ones beside
+    them, the good ones run and every output's metadata names the refused; when nothing is
+    left to run, the step fails (without retries: a person must fix the file) naming each.
+    """
+    try:
+        book = platforms.campaigns()
+        campaigns = book.enabled(config.campaigns or None)
+    except ConfigError as error:
+        # An unreadable file, a bad account, an unknown campaign asked for by name.
+        raise Failure(description=str(error), allow_retries=False) from None
+    refused = book.problems
+    for problem in refused:
         context.log.warning(f"skipped campaign: {problem}")
     start, end = _window(context)
-    campaigns = book.enabled(config.campaigns or None)
+    if refused and not campaigns:
+        raise Failure(
+            description=_nothing_to_run(book),
+            metadata=_refusal_metadata(refused),
+            allow_retries=False,
+        )
     context.log.info(
         f"window {start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC: {len(campaigns)} campaign(s)"
         + (" (dry run)" if config.dry_run else "")
+        + (f"; {len(refused)} refused and skipped" if refused else "")
     )
+    metadata = _refusal_metadata(refused) if refused else {}
     for campaign in campaigns:
         overrides = {}
         if config.query:
@@ -103,7 +127,30 @@ def plan_campaigns(
                 dry_run=config.dry_run,
             ),
             mapping_key=campaign.name,
+            metadata=metadata,
         )
+
+
+def _nothing_to_run(book: CampaignBook) -> str:
+    refused = book.problems
+    if book.campaigns:
+        head = (
+            f"no campaign to run: the valid ones in {book.path} are all disabled, "
+            f"and {len(refused)} refused:"
+        )
+    else:
+        head = f"every campaign in {book.path} was refused ({len(refused)}); nothing to run:"
+    lines = [head, *(f"- {problem}" for problem in refused[:REFUSALS_SHOWN])]
+    if len(refused) > REFUSALS_SHOWN:
+        lines.append(f"(and {len(refused) - REFUSALS_SHOWN} more in the metadata)")
+    return "\n".join(lines)
+
+
+def _refusal_metadata(refused: list[CampaignProblem]) -> dict[str, object]:
+    return {
+        "refused_campaigns": len(refused),
+        "refused": MetadataValue.json([problem.as_metadata() for problem in refused[:100]]),
+    }
 
 
 @op(retry_policy=POSTING_RETRY)

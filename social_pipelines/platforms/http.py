@@ -95,16 +95,58 @@ def rate_limit_info(headers: httpx.Headers) -> RateLimitInfo | None:
     return RateLimitInfo(_int(limit), _int(remaining), parse_reset(reset))
 
 
+def _peer(error: httpx.TransportError) -> str:
+    """The host (and a non-default port) the failed request was for; never its userinfo,
+    path or query string, which may carry a credential."""
+    try:
+        url = error.request.url
+    except RuntimeError:  # an error raised without its request
+        return ""
+    host = url.host
+    if not host:
+        return ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{url.port}" if url.port is not None else host
+
+
+def _os_reason(error: BaseException) -> str:
+    """The operating system's words for it ("Connection refused"), if the cause says.
+
+    Only the OS error's own text is used: never httpx's message, which may quote a URL.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
 def transport_error(error: httpx.TransportError, *, platform: str, create: bool) -> SocialError:
-    """A failure with no HTTP answer. Once the request may have left, a create is unknown."""
-    name = type(error).__name__
+    """A failure with no HTTP answer. Once the request may have left, a create is unknown.
+
+    The message names the host it could not reach (`ConnectError reaching
+    social.example:8443 (Connection refused)`), so a wrong instance URL or a stopped server
+    is recognisable, but never the URL itself.
+    """
+    peer = _peer(error)
+    reason = _os_reason(error)
+
+    def subject(preposition: str) -> str:
+        where = f" {preposition} {peer}" if peer else ""
+        return f"{type(error).__name__}{where}" + (f" ({reason})" if reason else "")
+
     if isinstance(error, NOT_SENT):
-        return Transient(f"{name} before the request was sent", platform=platform)
+        return Transient(f"{subject('reaching')} before the request was sent", platform=platform)
     if create:
         return OutcomeUnknown(
-            f"{name} after the request was sent; it may have been processed", platform=platform
+            f"{subject('from')} after the request was sent; it may have been processed",
+            platform=platform,
         )
-    return Transient(f"{name} on a read", platform=platform)
+    return Transient(f"{subject('from')} on a read", platform=platform)
 
 
 def status_error(response: httpx.Response, *, platform: str, create: bool) -> SocialError:

@@ -115,9 +115,8 @@ class MastodonPlatform:
                 detail=response.text,
             )
         if response.status_code in (403, 404, 410, 422):
-            return Rejected(
-                _error_message(response), platform=NAME, status_code=response.status_code
-            )
+            message, detail = _error_message(response)
+            return Rejected(message, platform=NAME, status_code=response.status_code, detail=detail)
         return status_error(response, platform=NAME, create=create)
 
     # -- Platform --------------------------------------------------------------------------
@@ -298,11 +297,13 @@ def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: httpx.Response) -> tuple[str, str]:
+    """Mastodon's own `{"error": ...}` as the message; any other body (a proxy's HTML
+    page) as the detail, which messages summarise to its title."""
     try:
         body = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}"
+        return "request rejected", response.text
     if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    return f"HTTP {response.status_code}"
+        return str(body["error"]), ""
+    return "request rejected", response.text

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from social_pipelines.errors import SocialError, excerpt
+from social_pipelines.errors import SocialError
 from social_pipelines.models import DeliveryState, Draft, Published
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.schema import deliveries, delivery_attempts
@@ -207,8 +207,13 @@ class Ledger:
         states: Iterable[DeliveryState] | None = None,
         campaign: str | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[DeliveryRecord]:
-        query = sa.select(deliveries).order_by(deliveries.c.created_at).limit(limit)
+        """Deliveries in the order they were planned, or with `newest` the most recently
+        changed first (what a person looking at the ledger wants to see)."""
+        c = deliveries.c
+        order = (c.updated_at.desc(), c.delivery_id.desc()) if newest else (c.created_at,)
+        query = sa.select(deliveries).order_by(*order).limit(limit)
         if states is not None:
             query = query.where(deliveries.c.state.in_([str(s) for s in states]))
         if campaign is not None:
@@ -565,14 +570,14 @@ class Ledger:
             outcome=outcome or str(state),
             status_code=error.status_code,
             error_kind=error.kind,
-            error=excerpt(str(error)),
+            error=error.full_text,
             values={
                 "state": str(state),
                 "not_before": not_before,
                 "lease_until": None,
                 "error_kind": error.kind,
                 "status_code": error.status_code,
-                "error": excerpt(str(error)),
+                "error": error.full_text,
             },
         )
 

@@ -153,3 +153,17 @@ def test_failed_run_releases_its_claims_for_reconciliation(
     retry = store.ledger.claim(wanted, run_id="next", lease=timedelta(minutes=10))
     assert claim.attempt == 1
     assert retry.result == "reconcile"  # looked up on the platform before any resend
+
+
+def test_healing_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> None:
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    from social_pipelines.definitions import defs
+
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {"deferred_deliveries_sensor", "release_failed_run_claims"}
+    for name, sensor in sensors.items():
+        assert sensor.default_status == DefaultSensorStatus.RUNNING, name
+    [schedule] = defs.schedules
+    assert schedule.name == "reply_schedule"
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED

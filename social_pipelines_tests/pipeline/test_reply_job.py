@@ -167,6 +167,56 @@ def test_bad_campaign_entry_is_reported_and_the_rest_run(
         if event.level >= 30 and event.message and "skipped campaign" in event.message
     ]
     assert any("campaigns[2]" in message and "name" in message for message in warnings)
+    # Every planned campaign's output says which entry was refused, where and why.
+    outputs = [
+        event.event_specific_data.metadata
+        for event in result.all_events
+        if event.step_key == "plan_campaigns" and event.event_type_value == "STEP_OUTPUT"
+    ]
+    assert len(outputs) == 2
+    for metadata in outputs:
+        assert metadata["refused_campaigns"].value == 1
+        [refusal] = metadata["refused"].value
+        assert refusal["file"] == str(campaigns)
+        assert refusal["index"] == 2
+        assert refusal["campaign"] == "bad one"
+        assert refusal["fields"] == ["name"]
+
+
+def test_a_run_whose_every_campaign_was_refused_fails_naming_each(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+) -> None:
+    campaigns = env / "campaigns.toml"
+    campaigns.write_text(
+        '[accounts.brand]\nplatform = "mastodon"\ninstance_url = "${SOCIAL_SANDBOX_URL}"\n'
+        'token_env = "SOCIAL_SANDBOX_TOKEN"\n\n'
+        '[[campaigns]]\nname = "too_greedy"\naccount = "brand"\nquery = "dagster"\n'
+        "max_replies = 1000\n\n"
+        '[[campaigns]]\nname = "lost"\naccount = "ghost"\nquery = "dagster"\n'
+    )
+    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
+    get_settings.cache_clear()
+
+    result = run_reply_job(instance, raise_on_error=False)
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == "plan_campaigns"
+    data = failure.event_specific_data.user_failure_data
+    assert f"every campaign in {campaigns} was refused (2)" in data.description
+    assert f"{campaigns}: campaigns[0] (too_greedy): max_replies" in data.description
+    assert f"{campaigns}: campaigns[1] (lost): account 'ghost' is not defined" in data.description
+    refused = data.metadata["refused"].value
+    assert [(r["index"], r["campaign"], r["fields"]) for r in refused] == [
+        (0, "too_greedy", ["max_replies"]),
+        (1, "lost", ["account"]),
+    ]
+    assert all(r["file"] == str(campaigns) for r in refused)
+    # A person must fix the file: no retry, nothing searched, nothing posted.
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []
+    assert not any(e.step_key and e.step_key.startswith("search_posts") for e in result.all_events)
+    assert _posted(demo_sandbox) == []
 
 
 def test_schedule_requests_the_window_that_just_ended(env: Path) -> None:

@@ -257,6 +257,28 @@ def test_record_error_writes_class_status_and_excerpt(ledger: Ledger, clock: Fak
     assert row.finished_at == clock.now
 
 
+def test_an_html_error_page_is_kept_as_an_excerpt_not_only_its_title(ledger: Ledger) -> None:
+    delivery_id, attempt = _claimed(ledger)
+    page = (
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+        "<h1>502 Bad Gateway</h1><p>upstream: 10.0.0.7:3000</p>" + "<!-- pad -->" * 400
+    )
+    error = OutcomeUnknown(
+        "server error on a create", platform="mastodon", status_code=502, detail=page
+    )
+    assert str(error) == "mastodon: server error on a create (HTTP 502): 502 Bad Gateway"
+
+    record = ledger.record_error(delivery_id, attempt, error, state=DeliveryState.UNKNOWN)
+
+    [row] = ledger.attempts(delivery_id)
+    for stored in (record.error, row.error):
+        assert stored.startswith("mastodon: server error on a create (HTTP 502): <!DOCTYPE html>")
+        assert "<p>upstream: 10.0.0.7:3000</p>" in stored
+        assert len(stored.encode("utf-8")) <= ERROR_EXCERPT_LIMIT
+        assert stored.endswith("...")
+    assert ledger.get(delivery_id).error == record.error
+
+
 def test_record_error_takes_an_explicit_outcome(ledger: Ledger) -> None:
     delivery_id, attempt = _claimed(ledger)
     ledger.record_error(
@@ -472,6 +494,24 @@ def test_list_filters_by_state_and_campaign(ledger: Ledger, clock: FakeClock) ->
 
 
 # -- time ----------------------------------------------------------------------------------
+
+
+def test_list_newest_puts_the_most_recently_changed_first(ledger: Ledger, clock: FakeClock) -> None:
+    first = _settle(ledger, "first", DeliveryState.FAILED)
+    clock.advance(minutes=1)
+    second = _settle(ledger, "second", DeliveryState.DEAD)
+    clock.advance(minutes=1)
+    third = _settle(ledger, "third", DeliveryState.PLANNED)
+    clock.advance(minutes=1)
+    # The first one is retried and sent last: it leads, though it was planned first.
+    claim = ledger.claim(first, run_id="run-2", lease=LEASE)
+    ledger.record_sent(first, claim.attempt, Published(remote_id="r1"))
+
+    assert [r.delivery_id for r in ledger.list(newest=True)] == [first, third, second]
+    assert [r.delivery_id for r in ledger.list(newest=True, limit=2)] == [first, third]
+    settled = ledger.list(states=[DeliveryState.PLANNED, DeliveryState.DEAD], newest=True)
+    assert [r.delivery_id for r in settled] == [third, second]
+    assert [r.delivery_id for r in ledger.list()] == [first, second, third]
 
 
 def test_timestamps_come_back_aware_utc(ledger: Ledger, clock: FakeClock) -> None:

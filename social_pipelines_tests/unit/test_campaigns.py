@@ -76,6 +76,50 @@ def test_asking_for_an_unknown_campaign_names_the_known_ones(tmp_path: Path) -> 
         book.enabled(["mentions", "nope"])
 
 
+def test_asking_for_a_refused_campaign_says_why_it_was_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, ACCOUNT + _campaign("ok") + _campaign("greedy", max_replies=1000))
+    book = load_campaigns(path, VARIABLES)
+    with pytest.raises(ConfigError) as caught:
+        book.enabled(["greedy"])
+    message = str(caught.value)
+    assert "no campaign named greedy; known: ok" in message
+    assert f"refused: {path}: campaigns[1] (greedy): max_replies" in message
+
+
+def test_a_refusal_carries_file_index_name_and_fields_for_metadata(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        ACCOUNT
+        + _campaign("two_bad", max_replies=1000, quer="x")
+        + _campaign("lost", account="ghost")
+        + '[[campaigns]]\naccount = "brand"\nquery = "x"\n',
+    )
+    book = load_campaigns(path, VARIABLES)
+    assert [problem.as_metadata() for problem in book.problems] == [
+        {
+            "file": str(path),
+            "index": 0,
+            "campaign": "two_bad",
+            "fields": ["max_replies", "quer"],
+            "problem": book.problems[0].message,
+        },
+        {
+            "file": str(path),
+            "index": 1,
+            "campaign": "lost",
+            "fields": ["account"],
+            "problem": "account 'ghost' is not defined; defined: brand",
+        },
+        {
+            "file": str(path),
+            "index": 2,
+            "campaign": None,
+            "fields": ["name"],
+            "problem": book.problems[2].message,
+        },
+    ]
+
+
 def test_the_shipped_default_file_loads_with_the_sandbox_variables() -> None:
     variables = {"SOCIAL_SANDBOX_URL": "http://127.0.0.1:8765/", "SOCIAL_SANDBOX_TOKEN": "t"}
     book = load_campaigns(DEFAULT_CAMPAIGNS_FILE, variables=variables)

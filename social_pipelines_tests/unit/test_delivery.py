@@ -426,6 +426,29 @@ def test_a_doubtful_delivery_out_of_attempts_is_not_sent_again(
     assert ledger.get(draft.delivery_id).state == DeliveryState.DEAD
 
 
+def test_out_of_attempts_after_an_error_page_says_its_title_and_keeps_the_page(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    page = "<html><head><title>502 Bad Gateway</title></head><body>" + "x" * 500
+    deliverer = Deliverer(ledger, platform, run_id="run-1", max_attempts=1)
+    draft = _draft()
+    platform.fail_next_create(
+        OutcomeUnknown("server error", status_code=502, detail=page), landed=False
+    )
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.DEAD
+    assert result.error == "out of attempts (1): server error (HTTP 502): 502 Bad Gateway"
+    stored = ledger.get(draft.delivery_id).error
+    assert stored.startswith("out of attempts (1): server error (HTTP 502): <html>")
+    assert "x" * 500 in stored
+    # Asked again later, the dead delivery reports its reason read back from the ledger,
+    # summarised the same way.
+    again = deliverer.deliver(draft)
+    assert again.outcome == Outcome.DEAD
+    assert again.error == result.error
+
+
 def test_send_drives_a_planned_delivery_from_the_ledger_alone(
     deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -115,6 +116,20 @@ def test_a_huge_error_body_is_trimmed() -> None:
     assert error.detail.endswith("...")
 
 
+def test_an_html_error_page_is_its_title_in_the_message_and_whole_in_the_detail() -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>504 Gateway Time-out</title></head>"
+        "<body><h1>504 Gateway Time-out</h1><hr><center>nginx</center></body></html>"
+    )
+    error = status_error(_response(504, text=page), platform="mastodon", create=True)
+    assert str(error) == (
+        "mastodon: server error on a create; it may have been processed (HTTP 504): "
+        "504 Gateway Time-out"
+    )
+    assert error.detail == page
+    assert error.full_text.endswith(page)
+
+
 # -- transport failures --------------------------------------------------------------------
 
 
@@ -153,6 +168,56 @@ def test_failures_after_the_request_left_on_a_read_are_transient(
 ) -> None:
     error = transport_error(error_class("cut", request=REQUEST), platform="m", create=False)
     assert type(error) is Transient
+
+
+def _closed_loopback_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_refused_connection_names_the_host_and_port_but_no_secret(create: bool) -> None:
+    port = _closed_loopback_port()
+    url = f"http://alice:pa55word@127.0.0.1:{port}/api/v1/statuses?access_token=tok-SECRET-9x"
+    with httpx.Client(timeout=2) as client, pytest.raises(httpx.ConnectError) as caught:
+        client.post(url, headers={"Authorization": "Bearer tok-HEADER-7y"})
+
+    error = transport_error(caught.value, platform="mastodon", create=create)
+
+    assert type(error) is Transient
+    message = str(error)
+    assert message == (
+        f"mastodon: ConnectError reaching 127.0.0.1:{port} (Connection refused) "
+        "before the request was sent"
+    )
+    for secret in ("tok-SECRET-9x", "access_token", "pa55word", "alice", "/api", "tok-HEADER"):
+        assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "peer"),
+    [
+        ("https://social.example/api/v2/search?q=x&token=t0k", "social.example"),
+        ("https://social.example:443/x", "social.example"),  # a default port is not news
+        ("http://social.example:8080/x", "social.example:8080"),
+        ("https://u:p@[2001:db8::1]:8443/x?t=1", "[2001:db8::1]:8443"),
+    ],
+)
+def test_a_transport_failure_names_only_host_and_a_non_default_port(url: str, peer: str) -> None:
+    request = httpx.Request("GET", url)
+    error = transport_error(
+        httpx.ReadTimeout(f"timed out on {url}", request=request), platform="m", create=True
+    )
+    assert str(error) == (
+        f"m: ReadTimeout from {peer} after the request was sent; it may have been processed"
+    )
+
+
+def test_a_transport_failure_without_its_request_still_classifies() -> None:
+    error = transport_error(httpx.ConnectError("no request"), platform="m", create=True)
+    assert str(error) == "m: ConnectError before the request was sent"
 
 
 # -- reset headers -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -228,6 +229,39 @@ def test_the_token_never_shows_even_when_the_url_is_in_the_error(
     api.post(STATUSES).mock(side_effect=explode)
     with pytest.raises(Transient) as caught:
         _create(mastodon)
+    _assert_no_token(caught.value)
+
+
+def test_a_proxy_error_page_on_a_refused_request_is_summarised_by_its_title(
+    api: respx.MockRouter, mastodon: MastodonPlatform
+) -> None:
+    page = (
+        "<html><head><title>Attention Required! | Cloudflare</title></head><body>"
+        + "<p>blocked</p>" * 500
+        + "</body></html>"
+    )
+    api.post(STATUSES).respond(403, text=page, headers={"Content-Type": "text/html"})
+    with pytest.raises(Rejected) as caught:
+        _create(mastodon)
+    assert str(caught.value) == (
+        "mastodon: request rejected (HTTP 403): Attention Required! | Cloudflare"
+    )
+    assert caught.value.full_text.startswith("mastodon: request rejected (HTTP 403): <html>")
+
+
+def test_an_instance_nobody_listens_on_is_named_in_the_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    platform = MastodonPlatform(f"http://127.0.0.1:{port}", TOKEN, timeout=2)
+    try:
+        with pytest.raises(Transient) as caught:
+            platform.search("secret-query-q7", limit=5)
+    finally:
+        platform.close()
+    message = str(caught.value)
+    assert f"ConnectError reaching 127.0.0.1:{port} (Connection refused)" in message
+    assert "secret-query-q7" not in message and "/api" not in message
     _assert_no_token(caught.value)
 
 
