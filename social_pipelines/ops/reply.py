@@ -252,7 +252,9 @@ def write_replies(
     plan = selected.plan
     account = platforms.account(plan.campaign.account)
     with platform_errors(context, platforms.policy(account)):
-        drafts, writer_name = _draft(selected, platforms.connect(account), reply_writer)
+        drafts, writer_name = _draft(
+            selected, platforms.connect(account, log=context.log), reply_writer
+        )
     context.add_output_metadata({"drafts": len(drafts), "writer": writer_name})
     return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
 

@@ -94,10 +94,10 @@ class Scale:
 SCALE_SHORT = Scale(
     accounts=2,
     campaigns=3,
-    posts_per_campaign=25,
+    posts_per_campaign=20,
     http_timeout=0.5,
     timeout_delay=0.8,
-    kills=3,
+    kills=2,
     most_statuses=12,
     seconds=(3.0, 12.0),
     expiries=(1,),

@@ -47,11 +47,11 @@ def test_a_killed_runs_claims_lapse_without_any_sensor(tmp_path: Path) -> None:
         seeded = sandbox.seed(
             [
                 {"author": AUTHORS[i % len(AUTHORS)], "text": f"heartbeat {i}", "age_minutes": 300}
-                for i in range(12)
+                for i in range(8)
             ]
         )["statuses"]
-        # Each create takes 0.8 s: the run is caught in the middle of one.
-        sandbox.set_faults(latency=0.8, endpoints=["POST /api/v1/statuses"])
+        # Each create takes 0.6 s: the run is caught in the middle of one.
+        sandbox.set_faults(latency=0.6, endpoints=["POST /api/v1/statuses"])
         window = reply_window_keys()[0]
         proc, run = start_job(world, "reply_job", partition=window)
         ledger = world.store().ledger

@@ -430,7 +430,9 @@ def test_out_of_attempts_after_an_error_page_says_its_title_and_keeps_the_page(
     ledger: Ledger, platform: FakePlatform
 ) -> None:
     page = "<html><head><title>502 Bad Gateway</title></head><body>" + "x" * 500
-    deliverer = Deliverer(ledger, platform, run_id="run-1", max_attempts=1)
+    deliverer = Deliverer(
+        ledger, platform, run_id="run-1", max_attempts=1, settle=timedelta(0), reconciles_in_step=0
+    )
     draft = _draft()
     platform.fail_next_create(
         OutcomeUnknown("server error", status_code=502, detail=page), landed=False

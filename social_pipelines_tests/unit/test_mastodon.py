@@ -256,7 +256,7 @@ def test_an_instance_nobody_listens_on_is_named_in_the_error() -> None:
     platform = MastodonPlatform(f"http://127.0.0.1:{port}", TOKEN, timeout=2)
     try:
         with pytest.raises(Transient) as caught:
-            platform.search("secret-query-q7", limit=5)
+            platform.search("secret-query-q7", limit=5, since=datetime(2025, 1, 1, tzinfo=UTC))
     finally:
         platform.close()
     message = str(caught.value)
