@@ -48,7 +48,7 @@ test: $(STAMP) home
 	$(BIN)/python -m pytest -q
 
 chaos: $(STAMP) home
-	SOCIAL_CHAOS_LONG=1 $(BIN)/python -m pytest -q -m chaos -p no:cacheprovider
+	SOCIAL_CHAOS_LONG=1 $(BIN)/python -m pytest -q -s -ra -m chaos -p no:cacheprovider
 
 bench: $(STAMP) home
 	$(BIN)/python bench/client_overhead.py

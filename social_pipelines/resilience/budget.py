@@ -9,10 +9,15 @@ process takes one from it atomically before it is sent, with the requests still 
 counted. Until a platform has announced its budget for the current window, an account sends
 one request at a time: the first answer tells the rest what they may do.
 
-Merging an answer into the budget is conservative: a newer window replaces the budget with
-what the answer says remains less the other requests still in flight (they may not have
-been counted yet); an answer about the same window can only lower it; an answer about an
-older window changes nothing.
+What is kept per bucket is the lowest remaining count the platform announced in its
+current window. Within a window the platform's count only goes down, so the lowest answer
+is its latest word: any request it counted after that one is still in flight here (an
+answered one would have announced less). A request may go when that count, less every
+request in flight, leaves room, so however the answers interleave no process sends past
+what the platform said. A request that went out but brought no count back (a timeout, an
+answer without headers) may have been counted: it is taken off the count. An answer about
+a newer window starts the count afresh; one about an older window, arriving late, changes
+nothing.
 """
 
 from __future__ import annotations
@@ -111,19 +116,12 @@ class AnnouncedBudget:
             known, in_flight = _state(connection, keys, now)
             for key in keys:
                 budget = known.get(key)
-                if budget is not None and budget.remaining <= 0:
-                    wait = (budget.reset_at + EDGE - now).total_seconds()
-                    return None, wait, _spent(key, budget)
+                if budget is not None and budget.remaining - in_flight.get(key, 0) <= 0:
+                    return None, _wait(budget, in_flight.get(key, 0), now), _spent(key, budget)
                 if budget is None and in_flight.get(key, 0) > 0:
                     return None, POLL_SECONDS, f"{key}: waiting for the platform to announce it"
             permit = Permit(uuid.uuid4().hex, tuple(keys))
             for key in keys:
-                if key in known:
-                    connection.execute(
-                        rate_budgets.update()
-                        .where(_b.bucket == key)
-                        .values(remaining=_b.remaining - 1, updated_at=now)
-                    )
                 connection.execute(
                     rate_permits.insert().values(
                         permit=permit.id,
@@ -138,60 +136,90 @@ class AnnouncedBudget:
         with self.engine.connect() as connection:
             known, in_flight = _state(connection, keys, now)
         return all(
-            (known[key].remaining > 0) if key in known else in_flight.get(key, 0) == 0
+            (known[key].remaining - in_flight.get(key, 0) > 0)
+            if key in known
+            else in_flight.get(key, 0) == 0
             for key in keys
         )
 
     def _wait_for(self, keys: list[str], now: datetime) -> tuple[float, str]:
         with self.engine.connect() as connection:
-            known, _ = _state(connection, keys, now)
-        spent = [(key, b) for key, b in known.items() if b.remaining <= 0]
-        if spent:
-            key, budget = max(spent, key=lambda item: item[1].reset_at)
-            return (budget.reset_at + EDGE - now).total_seconds(), _spent(key, budget)
+            known, in_flight = _state(connection, keys, now)
+        full = [
+            (key, budget)
+            for key, budget in known.items()
+            if budget.remaining - in_flight.get(key, 0) <= 0
+        ]
+        if full:
+            key, budget = max(full, key=lambda item: item[1].reset_at)
+            return _wait(budget, in_flight.get(key, 0), now), _spent(key, budget)
         return POLL_SECONDS, "waiting for the platform to announce it"
 
     # -- what the answer said ---------------------------------------------------------
 
-    def settle(self, permit: Permit, info: RateLimitInfo | None) -> None:
+    def settle(self, permit: Permit, info: RateLimitInfo | None, *, sent: bool = True) -> None:
         """The request is answered (or failed): it is no longer in flight, and what the
-        answer announced about the budget is merged in."""
+        answer announced is merged in. `sent=False`: it never left, nothing to count."""
         now = self.clock()
         keys = list(permit.keys)
         with self.writer.begin() as connection:
             _lock(connection, keys)
             connection.execute(rate_permits.delete().where(_p.permit == permit.id))
-            if info is None or info.remaining is None or info.reset_at is None:
+            known, _ = _state(connection, keys, now)
+            announced = (
+                info is not None
+                and info.remaining is not None
+                and info.reset_at is not None
+                and info.reset_at > now
+            )
+            if not announced:
+                if sent:
+                    # It may have been counted and we will never hear by how much: once.
+                    for key in keys:
+                        if key in known:
+                            _lower(connection, key, known[key].remaining - 1, now)
                 return
-            if info.reset_at <= now:
-                return  # about a window that is over already
-            known, in_flight = _state(connection, keys, now)
+            assert info is not None and info.remaining is not None and info.reset_at is not None
             for key in keys:
-                announced = max(0, info.remaining - in_flight.get(key, 0))
                 budget = known.get(key)
                 if budget is None or info.reset_at > budget.reset_at + SAME_WINDOW:
-                    _put(connection, key, announced, info, now)
-                elif (
-                    info.reset_at >= budget.reset_at - SAME_WINDOW and announced < budget.remaining
-                ):
-                    connection.execute(
-                        rate_budgets.update()
-                        .where(_b.bucket == key)
-                        .values(remaining=announced, updated_at=now)
-                    )
-                # else: the same window with no less left, or an older window's late answer
+                    _put(connection, key, max(0, info.remaining), info, now)
+                elif info.reset_at >= budget.reset_at - SAME_WINDOW:
+                    _lower(connection, key, min(budget.remaining, info.remaining), now)
+                # else: an older window's answer, arriving late: nothing to learn
 
     def known(self, key: str) -> tuple[int, datetime] | None:
-        """The budget known for the current window of one bucket (for tests and doctor)."""
+        """Requests one bucket may still send in the platform's current window (its count
+        less those in flight), and when it resets; None while nothing is announced."""
         now = self.clock()
         with self.engine.connect() as connection:
-            known, _ = _state(connection, [key], now)
+            known, in_flight = _state(connection, [key], now)
         budget = known.get(key)
-        return None if budget is None else (budget.remaining, budget.reset_at)
+        if budget is None:
+            return None
+        return budget.remaining - in_flight.get(key, 0), budget.reset_at
+
+
+def _wait(budget: _Known, in_flight: int, now: datetime) -> float:
+    """Until the window resets, or, while requests are in flight, until one answers."""
+    if in_flight:
+        return POLL_SECONDS
+    return (budget.reset_at + EDGE - now).total_seconds()
+
+
+def _lower(connection: sa.Connection, key: str, remaining: int, now: datetime) -> None:
+    connection.execute(
+        rate_budgets.update()
+        .where(_b.bucket == key, _b.remaining > remaining)
+        .values(remaining=max(0, remaining), updated_at=now)
+    )
 
 
 def _spent(key: str, budget: _Known) -> str:
-    return f"{key}: spent until {budget.reset_at:%H:%M:%S} UTC (announced by the platform)"
+    return (
+        f"{key}: used up until {budget.reset_at:%H:%M:%S} UTC or an answer "
+        "(announced by the platform)"
+    )
 
 
 def _lock(connection: sa.Connection, keys: list[str]) -> None:

@@ -201,9 +201,9 @@ class RateLimits:
         )
         return replace(permit, waited=waited + time.monotonic() - started)
 
-    def settle(self, permit: Permit, info: RateLimitInfo | None) -> None:
+    def settle(self, permit: Permit, info: RateLimitInfo | None, *, sent: bool = True) -> None:
         """The request is over: what its answer announced becomes the shared budget."""
-        self.budget.settle(permit, info)
+        self.budget.settle(permit, info, sent=sent)
 
     # -- what the platform told us -------------------------------------------------------
 
@@ -277,10 +277,9 @@ class RequestGate:
         return self._prepaid.waited
 
     def forget_prepaid(self) -> None:
-        """A call that ended before sending anything: its permit is no longer in flight
-        (its share of the budget stays spent, erring on the side of fewer requests)."""
+        """A call that ended before sending anything: its permit is no longer in flight."""
         if self._prepaid is not None:
-            self.limits.settle(self._prepaid, None)
+            self.limits.settle(self._prepaid, None, sent=False)
             self._prepaid = None
 
     def __call__(self, endpoint: str) -> None:

@@ -371,15 +371,10 @@ class Ledger:
         any moment, and conditional on the holder, so a claim taken over is never touched.
         """
         now = self.clock()
-        c = deliveries.c
         with self.writer.begin() as connection:
             return connection.execute(
                 deliveries.update()
-                .where(
-                    c.state == str(DeliveryState.SENDING),
-                    c.run_id == run_id,
-                    c.lease_until >= now,
-                )
+                .where(_live_claims_of(run_id, now))
                 .values(lease_until=now + lease)
             ).rowcount
 
@@ -390,15 +385,10 @@ class Ledger:
         instead of waiting out the lease. Returns how many were released.
         """
         now = self.clock()
-        c = deliveries.c
         with self.writer.begin() as connection:
             return connection.execute(
                 deliveries.update()
-                .where(
-                    c.state == str(DeliveryState.SENDING),
-                    c.run_id == run_id,
-                    c.lease_until >= now,
-                )
+                .where(_live_claims_of(run_id, now))
                 .values(lease_until=now - timedelta(microseconds=1), updated_at=now)
             ).rowcount
 
@@ -618,6 +608,13 @@ class Ledger:
             if row is None:
                 row = connection.execute(_BY_ID, {"delivery_id": delivery_id}).one()
         return DeliveryRecord.from_row(row)
+
+
+def _live_claims_of(run_id: str, now: datetime) -> sa.ColumnElement[bool]:
+    """The claims a run holds and whose lease has not run out."""
+    return sa.and_(
+        _c.state == str(DeliveryState.SENDING), _c.run_id == run_id, _c.lease_until >= now
+    )
 
 
 @functools.cache

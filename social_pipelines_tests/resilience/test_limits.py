@@ -85,16 +85,38 @@ def test_announced_budget_below_ours_is_what_counts(limits: RateLimits) -> None:
     with pytest.raises(RateLimited) as raised:
         limits.acquire("mastodon", "brand", rules, "write")
     assert "announced by the platform" in str(raised.value)
-    # Answers about the same window only ever lower what is left, counting those in flight.
+    key = "mastodon:brand:account"
+    # An answer about the same window never raises the count (this one was counted before
+    # the first announcement): 3, less the 2 still in flight.
     limits.settle(taken[0], RateLimitInfo(20, 5, reset))
-    assert limits.budget.known("mastodon:brand:account")[0] == 0
-    # A new window replaces it, less the requests still in flight (2).
+    assert limits.budget.known(key) == (1, reset)
+    # A new window starts the count afresh; the one request still in flight is counted.
     later = reset + timedelta(minutes=5)
     limits.settle(taken[1], RateLimitInfo(20, 19, later))
-    assert limits.budget.known("mastodon:brand:account") == (18, later)
+    assert limits.budget.known(key) == (18, later)
     # An answer about the old window arriving late changes nothing.
     limits.settle(taken[2], RateLimitInfo(20, 19, reset))
-    assert limits.budget.known("mastodon:brand:account") == (18, later)
+    assert limits.budget.known(key) == (19, later)
+
+
+def test_the_lowest_answer_is_the_platforms_latest_word(limits: RateLimits) -> None:
+    """Answers arrive in any order; the budget follows the lowest, and a request that came
+    back without a count is taken off it."""
+    rules = policy(limit=100, max_wait=0.05)
+    reset = datetime.now(UTC) + timedelta(minutes=5)
+    key = "mastodon:brand:account"
+    _answered(limits, rules, "brand", RateLimitInfo(20, 10, reset))
+    first, second = (limits.acquire("mastodon", "brand", rules, "write") for _ in range(2))
+    limits.settle(second, RateLimitInfo(20, 8, reset))  # counted after `first`
+    assert limits.budget.known(key) == (7, reset)  # 8, less `first` in flight
+    limits.settle(first, RateLimitInfo(20, 9, reset))  # its answer comes last
+    assert limits.budget.known(key) == (8, reset)
+    timed_out = limits.acquire("mastodon", "brand", rules, "write")
+    limits.settle(timed_out, None)  # sent, never answered: it may have been counted
+    assert limits.budget.known(key) == (7, reset)
+    unsent = limits.acquire("mastodon", "brand", rules, "write")
+    limits.settle(unsent, None, sent=False)
+    assert limits.budget.known(key) == (7, reset)
 
 
 def test_until_announced_one_request_at_a_time(limits: RateLimits) -> None:
