@@ -108,18 +108,16 @@ class AnnouncedBudget:
 
     def _try_take(self, keys: list[str], ttl: float) -> tuple[Permit | None, float, str]:
         now = self.clock()
-        if not self._looks_free(keys, now):
-            # A read first: waiting processes poll without queueing for the write lock.
-            return None, *self._wait_for(keys, now)
+        # A read first: waiting processes poll without queueing for the write lock.
+        with self.engine.connect() as connection:
+            blocked = _blocked(keys, *_state(connection, keys, now), now)
+        if blocked is not None:
+            return None, *blocked
         with self.writer.begin() as connection:
             _lock(connection, keys)
-            known, in_flight = _state(connection, keys, now)
-            for key in keys:
-                budget = known.get(key)
-                if budget is not None and budget.remaining - in_flight.get(key, 0) <= 0:
-                    return None, _wait(budget, in_flight.get(key, 0), now), _spent(key, budget)
-                if budget is None and in_flight.get(key, 0) > 0:
-                    return None, POLL_SECONDS, f"{key}: waiting for the platform to announce it"
+            blocked = _blocked(keys, *_state(connection, keys, now), now)
+            if blocked is not None:
+                return None, *blocked
             permit = Permit(uuid.uuid4().hex, tuple(keys))
             for key in keys:
                 connection.execute(
@@ -131,29 +129,6 @@ class AnnouncedBudget:
                     )
                 )
             return permit, 0.0, ""
-
-    def _looks_free(self, keys: list[str], now: datetime) -> bool:
-        with self.engine.connect() as connection:
-            known, in_flight = _state(connection, keys, now)
-        return all(
-            (known[key].remaining - in_flight.get(key, 0) > 0)
-            if key in known
-            else in_flight.get(key, 0) == 0
-            for key in keys
-        )
-
-    def _wait_for(self, keys: list[str], now: datetime) -> tuple[float, str]:
-        with self.engine.connect() as connection:
-            known, in_flight = _state(connection, keys, now)
-        full = [
-            (key, budget)
-            for key, budget in known.items()
-            if budget.remaining - in_flight.get(key, 0) <= 0
-        ]
-        if full:
-            key, budget = max(full, key=lambda item: item[1].reset_at)
-            return _wait(budget, in_flight.get(key, 0), now), _spent(key, budget)
-        return POLL_SECONDS, "waiting for the platform to announce it"
 
     # -- what the answer said ---------------------------------------------------------
 
@@ -198,6 +173,23 @@ class AnnouncedBudget:
         if budget is None:
             return None
         return budget.remaining - in_flight.get(key, 0), budget.reset_at
+
+
+def _blocked(
+    keys: list[str], known: dict[str, _Known], in_flight: dict[str, int], now: datetime
+) -> tuple[float, str] | None:
+    """How long until every bucket of `keys` has room, and why (the longest wait); None
+    when a request may go now. A bucket with a budget has room while its count exceeds
+    the requests in flight; one without a budget while nothing is in flight."""
+    waits = []
+    for key in keys:
+        flying = in_flight.get(key, 0)
+        budget = known.get(key)
+        if budget is not None and budget.remaining - flying <= 0:
+            waits.append((_wait(budget, flying, now), _spent(key, budget)))
+        elif budget is None and flying > 0:
+            waits.append((POLL_SECONDS, f"{key}: waiting for the platform to announce it"))
+    return max(waits) if waits else None
 
 
 def _wait(budget: _Known, in_flight: int, now: datetime) -> float:
