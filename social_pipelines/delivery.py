@@ -290,8 +290,8 @@ class Deliverer:
         found = self.reconcile(record)
         if found is None:
             self.log.warning(
-                f"reconciled {_what(record)}: not among the account's own posts; "
-                f"sending it again (attempt {attempt}, same idempotency key)"
+                f"reconciled {_what(record)}: not among the account's own posts, so it may "
+                f"be sent again (attempt {attempt}, same idempotency key)"
             )
             return None
         self.log.info(f"reconciled {_what(record)}: it was out already, {found.url}")
