@@ -9,13 +9,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from social_pipelines.campaigns import AccountConfig
 from social_pipelines.delivery import Deliverer
 from social_pipelines.models import DeliveryKind, Draft, Identity, delivery_id
+from social_pipelines.platforms.mastodon import MastodonAccount
+from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.guarded import GuardedPlatform
-from social_pipelines.resilience.guards import Guards
 from social_pipelines.sandbox.accounts import BRAND, token_for
 from social_pipelines.store.ledger import QuotaRule
 from social_pipelines.store.state import StateStore
@@ -23,9 +21,9 @@ from social_pipelines.store.state import StateStore
 REPLY_TEXT = "Thanks for asking! Dagster keeps every run and its config, so replays are easy."
 
 
-def account_config(sandbox_url: str) -> AccountConfig:
-    """The sandbox's posting account as the campaigns file would declare it."""
-    return AccountConfig(
+def account_config(sandbox_url: str) -> MastodonAccount:
+    """The sandbox's posting account as the accounts file would declare it."""
+    return MastodonAccount(
         name=BRAND, platform="mastodon", instance_url=sandbox_url, token_env="BENCH_TOKEN"
     )
 
@@ -43,7 +41,7 @@ def seed_subjects(sandbox: Any, count: int, *, prefix: str) -> list[str]:
 
 
 class FullStack:
-    """One process's full stack: state store, guards, guarded platform, deliverer.
+    """One process's full stack: state store, connector, guarded platform, deliverer.
 
     Build it in the process that uses it, never before a fork (engines, buckets, locks).
     """
@@ -57,9 +55,11 @@ class FullStack:
         quotas: Sequence[QuotaRule] = (),
     ) -> None:
         self.store = StateStore(f"sqlite:///{state_dir / 'state.db'}")
-        self.guards = Guards(self.store, bucket_path=state_dir / "buckets.db", overrides=overrides)
-        self.platform: GuardedPlatform = self.guards.connect(
-            account_config(sandbox_url), SecretStr(token_for(BRAND))
+        self.connector = Connector(
+            self.store, bucket_path=state_dir / "buckets.db", overrides=overrides
+        )
+        self.platform: GuardedPlatform = self.connector.connect(
+            account_config(sandbox_url), variables={"BENCH_TOKEN": token_for(BRAND)}
         )
         self.deliverer = Deliverer(self.store.ledger, self.platform, run_id="bench", quotas=quotas)
 
@@ -89,7 +89,7 @@ class FullStack:
 
     def close(self) -> None:
         self.platform.close()
-        self.guards.limits.close()
+        self.connector.limits.close()
         self.store.dispose()
 
 

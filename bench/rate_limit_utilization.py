@@ -5,7 +5,7 @@ the Unix epoch like rack-attack's), and two client configurations: its account b
 the same limit ("as the platform"), and Mastodon's default 300 per 300 s, ten times above it
 ("above the platform"), where only the budget the sandbox announces in its `X-RateLimit-*`
 headers keeps the processes under the limit. For N in (2, 4): N spawned processes, each with
-its own state store handle, `Guards` and `GuardedPlatform` on one shared state store and one
+its own state store handle, `Connector` and `GuardedPlatform` on one shared state store and one
 shared bucket file, send creates as fast as the stack lets them. They start half a window
 before a boundary (a run starts at any time) and are measured over the whole windows that
 follow. The sandbox says what it accepted (`/_sandbox/posted`, counted per server window

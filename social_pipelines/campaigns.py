@@ -1,77 +1,28 @@
-"""Reply campaigns and the accounts they post as, from a validated TOML file.
+"""Reply campaigns, from a validated TOML file: which account answers which search.
 
-Credentials never live in the file: an account names the environment variable that holds
-its token. A bad campaign is reported with its file, index and field, and skipped; the
-others still run. A bad account, or a file that cannot be read, stops the load: nothing
-that uses it could run correctly.
+Accounts live in their own file (`accounts.py`); a campaign names one. A bad campaign is
+reported with its file, index and field, and skipped; the others still run. A file that
+cannot be read stops the load.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import re
 import string
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from social_pipelines.accounts import AccountBook
 from social_pipelines.errors import ConfigError
+from social_pipelines.platforms.account import NAME_PATTERN
+from social_pipelines.platforms.capabilities import Capability
+from social_pipelines.tomlfile import explain, fields, read_toml, refuse_unknown_keys
 
-NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"  # also a valid Dagster mapping key
-SUPPORTED_PLATFORMS = ("mastodon",)
 TEMPLATE_FIELDS = frozenset({"author", "query", "campaign"})
-_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)\}")
-
-
-class AccountConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=NAME_PATTERN)
-    platform: str
-    instance_url: str
-    token_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-
-    @field_validator("platform")
-    @classmethod
-    def _known_platform(cls, value: str) -> str:
-        if value not in SUPPORTED_PLATFORMS:
-            allowed = ", ".join(SUPPORTED_PLATFORMS)
-            raise ValueError(f"{value!r} is not supported; allowed: {allowed}")
-        return value
-
-    @field_validator("instance_url")
-    @classmethod
-    def _url(cls, value: str, info: ValidationInfo) -> str:
-        variables: Mapping[str, str] = (info.context or {}).get("variables", os.environ)
-        expanded = _ENV_REFERENCE.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
-        if unresolved := _ENV_REFERENCE.search(expanded):
-            raise ValueError(f"environment variable {unresolved.group(1)} is not set")
-        if not expanded.startswith(("http://", "https://")):
-            # Never echo an expanded value: a mistyped reference may name a secret.
-            shown = value if expanded != value else repr(value)
-            raise ValueError(f"{shown} is not an http:// or https:// URL")
-        return expanded.rstrip("/")
-
-    def token(self, variables: Mapping[str, str] | None = None) -> SecretStr:
-        value = (os.environ if variables is None else variables).get(self.token_env)
-        if not value:
-            raise ConfigError(
-                f"account {self.name!r}: environment variable {self.token_env} (its access "
-                "token) is not set"
-            )
-        return SecretStr(value)
+# What a reply campaign asks of its account's platform.
+NEEDS = (Capability.SEARCH, Capability.REPLY)
 
 
 class Campaign(BaseModel):
@@ -147,7 +98,7 @@ class CampaignBook:
     """What a campaigns file holds, and what in it had to be skipped (never silently)."""
 
     path: Path
-    accounts: dict[str, AccountConfig]
+    accounts: AccountBook
     campaigns: dict[str, Campaign]
     problems: list[CampaignProblem] = field(default_factory=list)
 
@@ -165,55 +116,18 @@ class CampaignBook:
         return [c for c in self.campaigns.values() if c.enabled]
 
 
-def _fields(error: ValidationError) -> tuple[str, ...]:
-    names = (".".join(str(p) for p in item["loc"]) for item in error.errors())
-    return tuple(dict.fromkeys(name for name in names if name))
-
-
-def _explain(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'entry'}: {item['msg']}"
-        + (f" (got {item['input']!r})" if not isinstance(item.get("input"), dict) else "")
-        for item in error.errors()
-    )
-
-
-def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> CampaignBook:
-    """Read a campaigns file; `${NAME}` in an instance URL is taken from `variables`
-    (default: the environment)."""
-    context = {"variables": os.environ if variables is None else variables}
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
+def load_campaigns(path: Path, accounts: AccountBook) -> CampaignBook:
+    """Read a campaigns file whose campaigns post as the accounts of `accounts`."""
+    raw = read_toml(path, what="campaigns file", setting="SOCIAL_CAMPAIGNS_FILE")
+    if "accounts" in raw:
         raise ConfigError(
-            f"campaigns file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-        ) from None
-    except FileNotFoundError:
-        raise ConfigError(f"campaigns file {path} does not exist (SOCIAL_CAMPAIGNS_FILE)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"campaigns file {path} is not valid TOML: {error}") from None
-    unknown = sorted(set(raw) - {"accounts", "campaigns"})
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown top-level key(s) {unknown}; allowed: accounts, campaigns"
+            f"{path}: accounts live in their own file now: move every [accounts.NAME] table "
+            f"to the accounts file ({accounts.path}; SOCIAL_ACCOUNTS_FILE)"
         )
-
-    accounts: dict[str, AccountConfig] = {}
-    accounts_table = raw.get("accounts") or {}
-    if not isinstance(accounts_table, dict):
-        raise ConfigError(
-            f"{path}: `accounts` must be a table of named accounts ([accounts.NAME]), "
-            f"not {type(accounts_table).__name__}"
-        )
+    refuse_unknown_keys(path, raw, allowed=("campaigns",))
     campaign_list = raw.get("campaigns") or []
     if not isinstance(campaign_list, list):
         raise ConfigError(f"{path}: `campaigns` must be an array of tables ([[campaigns]])")
-    for name, body in accounts_table.items():
-        try:
-            accounts[name] = AccountConfig.model_validate({"name": name, **body}, context=context)
-        except (ValidationError, TypeError) as error:
-            detail = _explain(error) if isinstance(error, ValidationError) else str(error)
-            raise ConfigError(f"{path}: [accounts.{name}]: {detail}") from None
 
     campaigns: dict[str, Campaign] = {}
     problems: list[CampaignProblem] = []
@@ -230,16 +144,26 @@ def load_campaigns(path: Path, variables: Mapping[str, str] | None = None) -> Ca
         try:
             campaign = Campaign(**body)
         except ValidationError as error:
-            problems.append(refuse(_explain(error), fields=_fields(error)))
+            problems.append(refuse(explain(error), fields=fields(error)))
             continue
         except TypeError as error:
             problems.append(refuse(str(error)))
             continue
-        if campaign.account not in accounts:
+        if campaign.account not in accounts.accounts:
             problems.append(
                 refuse(
                     f"account {campaign.account!r} is not defined; defined: "
-                    f"{', '.join(sorted(accounts)) or 'none'}",
+                    f"{', '.join(sorted(accounts.accounts)) or 'none'}",
+                    fields=("account",),
+                )
+            )
+        elif lacking := accounts.lacks(campaign.account, *NEEDS):
+            platform = accounts.accounts[campaign.account].platform
+            problems.append(
+                refuse(
+                    f"account {campaign.account!r} is on {platform}, which cannot "
+                    f"{' or '.join(lacking)}; a reply campaign needs "
+                    f"{' and '.join(NEEDS)}",
                     fields=("account",),
                 )
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from social_pipelines.campaigns import Campaign
 from social_pipelines.resilience.breaker import BreakerSnapshot
-from social_pipelines.resources import PlatformsResource
+from social_pipelines.wiring import Wiring
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,12 @@ class CircuitCheck:
         return f"circuit open: {named}"
 
 
-def check_circuits(platforms: PlatformsResource) -> CircuitCheck:
-    book = platforms.campaigns()
-    guards = platforms.state_store.guards()
+def check_circuits(wiring: Wiring) -> CircuitCheck:
+    book = wiring.campaigns()
     runnable, blocked = [], []
     for campaign in book.enabled():
-        account = book.accounts[campaign.account]
-        snapshot = guards.breaker(account.platform, account.name).snapshot()
+        account = book.accounts.get(campaign.account)
+        snapshot = wiring.connector.breaker(account.platform, account.name).snapshot()
         if snapshot.is_open:
             blocked.append((campaign, snapshot))
         else:

@@ -119,10 +119,9 @@ def ledger(args: argparse.Namespace) -> int:
     """Print the ledger's deliveries, most recently changed first, and say when the list
     was cut at `--limit`."""
     from social_pipelines.errors import summarize
-    from social_pipelines.store import StateStore
+    from social_pipelines.wiring import wire_settings
 
-    settings = load_settings()
-    store = StateStore.open(settings.state_store_url)
+    store = wire_settings(load_settings()).store
     states = [DeliveryState(s) for s in args.state] if args.state else None
     # One more than asked for tells whether there are more.
     records = store.ledger.list(states=states, limit=args.limit + 1, newest=True)

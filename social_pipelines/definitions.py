@@ -1,8 +1,12 @@
-"""The one Definitions object of the code location."""
+"""The one Definitions object of the code location, its resources built from the settings."""
+
+from __future__ import annotations
 
 import os
+from typing import Any
 
 from dagster import Definitions, EnvVar
+from pydantic import SecretStr
 
 from social_pipelines.jobs import redeliver_job, reply_job
 from social_pipelines.resources import (
@@ -12,24 +16,56 @@ from social_pipelines.resources import (
 )
 from social_pipelines.schedules import reply_schedule
 from social_pipelines.sensors import deferred_deliveries_sensor, release_failed_run_claims
-from social_pipelines.settings import get_settings
+from social_pipelines.settings import SANDBOX_TOKEN, Settings, load_settings
+from social_pipelines.wiring import policies_json
 
-# Validate every setting now: a bad value fails the code location at load, with a message
-# naming the variable, instead of failing runs later.
-get_settings()
 
-state_store = StateStoreResource(
-    # The URL may carry a password: pass it by name, never by value.
-    database_url=EnvVar("SOCIAL_DATABASE_URL") if os.environ.get("SOCIAL_DATABASE_URL") else ""
-)
+def _by_name(variable: str, value: str) -> Any:
+    """A value that may be a secret: by the variable's name when it came from the
+    environment (Dagster resolves it in each process and never shows it), else as given
+    (code that builds Settings itself, such as a test, passes its own values)."""
+    return EnvVar(variable) if value and os.environ.get(variable) == value else value
 
-defs = Definitions(
-    jobs=[reply_job, redeliver_job],
-    schedules=[reply_schedule],
-    sensors=[deferred_deliveries_sensor, release_failed_run_claims],
-    resources={
+
+def _unless_default(token: SecretStr) -> str:
+    value = token.get_secret_value()
+    return "" if value == SANDBOX_TOKEN else value
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource, fully configured: what the code location, and tests, run with."""
+    state_store = StateStoreResource(
+        # The URL may carry a password: pass it by name, never by value.
+        database_url=_by_name("SOCIAL_DATABASE_URL", settings.state_store_url)
+    )
+    platforms = PlatformsResource(
+        state_store=state_store,
+        accounts_file=str(settings.accounts_file),
+        campaigns_file=str(settings.campaigns_file),
+        bucket_path=str(settings.bucket_path),
+        sandbox_url=settings.sandbox_url,
+        # Empty for the sandbox's own fixed token, so no token value is ever in config.
+        sandbox_token=_by_name("SOCIAL_SANDBOX_TOKEN", _unless_default(settings.sandbox_token)),
+        policies=policies_json(settings.policies),
+        http_timeout=settings.http_timeout,
+        claim_lease_seconds=settings.claim_lease_seconds,
+    )
+    return {
         "state_store": state_store,
-        "platforms": PlatformsResource(state_store=state_store),
+        "platforms": platforms,
         "reply_writer": ReplyWriterResource(),
-    },
-)
+    }
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        jobs=[reply_job, redeliver_job],
+        schedules=[reply_schedule],
+        sensors=[deferred_deliveries_sensor, release_failed_run_claims],
+        resources=build_resources(settings),
+    )
+
+
+# Every setting is validated now: a bad value fails the code location at load, with a
+# message naming the variable, instead of failing runs later.
+defs = build_definitions(load_settings())

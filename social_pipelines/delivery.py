@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
+from typing import Protocol
 
 from social_pipelines.errors import (
     CircuitOpen,
@@ -40,15 +41,20 @@ from social_pipelines.errors import (
     summarize,
 )
 from social_pipelines.log import Log
-from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
-from social_pipelines.platforms.base import Platform
+from social_pipelines.models import (
+    CreatePost,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Draft,
+    Published,
+)
 from social_pipelines.store.ledger import (
     Claim,
     ClaimResult,
     DeliveryRecord,
     Ledger,
     QuotaRule,
-    content_hash,
 )
 
 # A claim lapses a minute after its holder's last sign of life; the holder renews it four
@@ -56,11 +62,20 @@ from social_pipelines.store.ledger import (
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_SETTLE = timedelta(seconds=5)
 DEFAULT_MAX_ATTEMPTS = 6
-RECONCILE_LIMIT = 5000
 # An outcome-unknown create is reconciled in the same step at most this many times (each
 # after the settle time); what is still unknown then is left to the step's retry.
 IN_STEP_RECONCILES = 3
 _LOG = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """What the deliverer needs of a connected account (a `GuardedPlatform`)."""
+
+    name: str
+
+    def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published: ...
+
+    def find_delivery(self, delivery: Delivery) -> Published | None: ...
 
 
 class Outcome(StrEnum):
@@ -161,7 +176,7 @@ class Deliverer:
     def __init__(
         self,
         ledger: Ledger,
-        platform: Platform,
+        platform: Sender,
         *,
         run_id: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
@@ -359,22 +374,18 @@ class Deliverer:
         return _result(done, outcome, error)
 
     def reconcile(self, record: DeliveryRecord) -> Published | None:
-        """Look for the delivery among the account's own recent posts.
-
-        A reply is found by the post it answers (we answer a post at most once); a publish
-        by its content. Only a miss allows a new send.
-        """
-        # Nothing of ours can predate the plan; a minute of slack covers clock skew.
-        since = record.created_at - timedelta(minutes=1)
-        posts = self.platform.recent_own_posts(since=since, limit=RECONCILE_LIMIT)
+        """Ask the platform whether the delivery is out already; only a miss allows a new
+        send. Each adapter knows how to find its own posts (`find_delivery`)."""
         self.log.info(
-            f"reconciling {_what(record)}: {len(posts)} own post(s) since {since:%H:%M:%S} UTC"
+            f"reconciling {_what(record)}: looking among the account's own posts since "
+            f"{record.created_at:%H:%M:%S} UTC"
         )
-        for post in posts:
-            if record.kind == DeliveryKind.REPLY:
-                matches = post.in_reply_to_id == record.subject
-            else:
-                matches = content_hash(post.text) == record.content_hash
-            if matches:
-                return Published(remote_id=post.id, url=post.url, created_at=post.created_at)
-        return None
+        return self.platform.find_delivery(
+            Delivery(
+                delivery_id=record.delivery_id,
+                kind=DeliveryKind(record.kind),
+                subject=record.subject,
+                text=record.text,
+                planned_at=record.created_at,
+            )
+        )

@@ -147,3 +147,22 @@ class Draft(Value):
     subject: str = Field(description="the id of the post answered, or outbox id and target")
     text: str
     in_reply_to: SocialPost | None = None
+
+
+def content_hash(text: str) -> str:
+    """What a publish is recognised by among the account's own posts: its text, trimmed."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+class Delivery(Value):
+    """What an adapter needs to find a delivery that may already be out (`find_delivery`)."""
+
+    delivery_id: str
+    kind: DeliveryKind
+    subject: str = Field(description="the id of the post answered, or outbox id and target")
+    text: str
+    planned_at: datetime = Field(description="nothing of it can be older than this")
+    reference: str | None = None
+    staged_id: str | None = Field(
+        default=None, description="a remote id fixed before the create (a record key, ...)"
+    )

@@ -1,100 +1,95 @@
 """Dagster resources: thin wrappers that hand the plain-Python layers to ops.
 
-Secrets never pass through here as config: tokens are read from the environment variable
-an account names, and a database URL (which may hold a password) comes in as an `EnvVar`.
+`definitions.py` builds them fully configured from the settings, once; here nothing reads
+settings. Secrets never pass through as config values: tokens are read from the variables
+the accounts file names, and a database URL (which may hold a password) or a sandbox token
+set in the environment comes in as an `EnvVar`.
 """
 
-from datetime import timedelta
+from __future__ import annotations
+
+import json
 from pathlib import Path
+from typing import Any
 
 from dagster import ConfigurableResource
 
-from social_pipelines.campaigns import AccountConfig, CampaignBook, load_campaigns
+from social_pipelines.accounts import AccountBook
+from social_pipelines.campaigns import CampaignBook
 from social_pipelines.delivery import Deliverer
 from social_pipelines.log import Log
-from social_pipelines.platforms.base import Platform
+from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.replies.base import ReplyWriter
 from social_pipelines.replies.template import TemplateReplyWriter
-from social_pipelines.resilience.guards import Guards
-from social_pipelines.resilience.policy import DAY, HOUR, PlatformPolicy
-from social_pipelines.settings import get_settings
+from social_pipelines.resilience.guarded import GuardedPlatform
+from social_pipelines.settings import credential_variables
 from social_pipelines.store import StateStore
-from social_pipelines.store.ledger import QuotaRule
+from social_pipelines.wiring import Wiring, wire
 
 
 class StateStoreResource(ConfigurableResource):
     """The ledger and the rest of the state store (SQLite by default, PostgreSQL in
     production), shared by every run process."""
 
-    database_url: str = ""
+    database_url: str
 
     def open(self) -> StateStore:
-        return StateStore.open(self.database_url or get_settings().state_store_url)
-
-    def guards(self) -> Guards:
-        settings = get_settings()
-        return Guards.for_store(
-            self.open(), bucket_path=settings.bucket_path, overrides=settings.policies
-        )
+        return StateStore.open(self.database_url)
 
 
 class PlatformsResource(ConfigurableResource):
-    """Accounts and campaigns from the campaigns file, and platform clients that are
+    """Accounts and campaigns from their files, and platform clients that are
     breaker-protected, rate-limited and retried: the only way ops reach a platform."""
 
     state_store: StateStoreResource
-    campaigns_file: str = ""
-    http_timeout: float = 0.0
+    accounts_file: str
+    campaigns_file: str
+    bucket_path: str
+    sandbox_url: str
+    sandbox_token: str = ""
+    policies: str = "{}"  # JSON: per-platform policy overrides
+    http_timeout: float = 10.0
+    claim_lease_seconds: float = 60.0
+
+    def wiring(self) -> Wiring:
+        overrides: dict[str, dict[str, Any]] = json.loads(self.policies)
+        return wire(
+            database_url=self.state_store.database_url,
+            bucket_path=Path(self.bucket_path),
+            accounts_file=Path(self.accounts_file),
+            campaigns_file=Path(self.campaigns_file),
+            variables=credential_variables(self.sandbox_url, self.sandbox_token),
+            policies=overrides,
+            http_timeout=self.http_timeout,
+            claim_lease_seconds=self.claim_lease_seconds,
+        )
+
+    def accounts(self) -> AccountBook:
+        return self.wiring().accounts()
 
     def campaigns(self) -> CampaignBook:
-        settings = get_settings()
-        path = Path(self.campaigns_file) if self.campaigns_file else settings.campaigns_file
-        return load_campaigns(path, settings.variables())
+        return self.wiring().campaigns()
 
-    def account(self, name: str) -> AccountConfig:
-        return self.campaigns().accounts[name]
+    def account(self, name: str) -> AccountBase:
+        return self.accounts().get(name)
 
-    def policy(self, account: AccountConfig) -> PlatformPolicy:
-        return self.state_store.guards().policy(account.platform)
+    def policy(self, account: AccountBase) -> PlatformPolicy:
+        return self.wiring().policy(account.platform)
+
+    def connect(self, account: AccountBase, *, log: Log | None = None) -> GuardedPlatform:
+        """Open it with `with`; `log` gets the door's decisions (repeats, 429s)."""
+        return self.wiring().connect(account, log=log)
 
     def deliverer(
         self,
-        account: AccountConfig,
-        platform: Platform,
+        account: AccountBase,
+        platform: GuardedPlatform,
         *,
         run_id: str | None,
         log: Log | None = None,
     ) -> Deliverer:
-        """A deliverer for this account with its platform's posting quotas, settle time and
-        the claim lease; open it with `with` so its heartbeat renews the claims."""
-        policy = self.policy(account)
-        quotas = [
-            QuotaRule(limit, timedelta(seconds=seconds))
-            for limit, seconds in (
-                (policy.quota_per_hour, HOUR),
-                (policy.quota_per_day, DAY),
-            )
-            if limit is not None
-        ]
-        return Deliverer(
-            self.state_store.open().ledger,
-            platform,
-            run_id=run_id,
-            quotas=quotas,
-            lease=timedelta(seconds=get_settings().claim_lease_seconds),
-            settle=timedelta(seconds=policy.reconcile_settle_seconds),
-            log=log,
-        )
-
-    def connect(self, account: AccountConfig, *, log: Log | None = None) -> Platform:
-        """`log` gets what the door decides on the way (repeats, 429s): a run's own log."""
-        settings = get_settings()
-        return self.state_store.guards().connect(
-            account,
-            account.token(settings.variables()),
-            timeout=self.http_timeout or settings.http_timeout,
-            log=log,
-        )
+        return self.wiring().deliverer(account, platform, run_id=run_id, log=log)
 
 
 class ReplyWriterResource(ConfigurableResource):
@@ -102,7 +97,7 @@ class ReplyWriterResource(ConfigurableResource):
 
     writer: str = "template"
 
-    def get(self, platform: Platform) -> ReplyWriter:
+    def get(self, platform: GuardedPlatform) -> ReplyWriter:
         if self.writer != "template":
             raise ValueError(f"reply writer {self.writer!r} is unknown; available: template")
         return TemplateReplyWriter(length=platform.text_length)

@@ -21,7 +21,7 @@ def reply_schedule(
     key = last_complete_window(context.scheduled_execution_time)
     if key is None:
         return SkipReason("no reply window has ended yet")
-    check = check_circuits(platforms)
+    check = check_circuits(platforms.wiring())
     if not check.runnable:
         return SkipReason(check.skip_reason())
     run_config = {}

@@ -39,7 +39,7 @@ def deferred_deliveries_sensor(
             if upcoming
             else "nothing due"
         )
-    check = check_circuits(platforms)
+    check = check_circuits(platforms.wiring())
     open_accounts = {campaign.account for campaign, _ in check.blocked}
     if open_accounts and all(record.account in open_accounts for record in due):
         return SkipReason(f"{len(due)} due, but {check.skip_reason()}")

@@ -7,7 +7,6 @@ value and what is allowed, instead of surfacing mid-run as a confusing stack tra
 from __future__ import annotations
 
 import os
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,9 @@ from social_pipelines.errors import ConfigError
 ENV_PREFIX = "SOCIAL_"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CAMPAIGNS_FILE = PACKAGE_DIR / "defaults" / "campaigns.toml"
+DEFAULT_ACCOUNTS_FILE = PACKAGE_DIR / "defaults" / "accounts.toml"
+# The sandbox's brand account token: not a credential, the sandbox's own fixed value.
+SANDBOX_TOKEN = "sandbox-token-brand"  # noqa: S105 - the sandbox's fixed value
 
 
 def dagster_home() -> Path:
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
         extra="ignore",
         env_nested_delimiter="__",
         validate_default=True,
+        # `Settings(dagster_home=...)` in code, DAGSTER_HOME in the environment.
+        populate_by_name=True,
     )
 
     database_url: str = Field(
@@ -43,16 +47,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the state store; empty means a SQLite file under "
         "DAGSTER_HOME. postgresql:// URLs use psycopg 3.",
     )
+    accounts_file: Path = Field(
+        default=DEFAULT_ACCOUNTS_FILE,
+        description="TOML file with the accounts to post as (credentials by variable name).",
+    )
     campaigns_file: Path = Field(
         default=DEFAULT_CAMPAIGNS_FILE,
-        description="TOML file with the reply campaigns and the accounts they post as.",
+        description="TOML file with the reply campaigns (each names an account).",
     )
     sandbox_url: str = Field(
         default="http://127.0.0.1:8765",
         description="Base URL of the local sandbox platform, for accounts that use it.",
     )
     sandbox_token: SecretStr = Field(
-        default=SecretStr("sandbox-token-brand"),
+        default=SecretStr(SANDBOX_TOKEN),
         description="Access token of the sandbox's brand account (not a real credential).",
     )
     http_timeout: float = Field(
@@ -104,7 +112,8 @@ class Settings(BaseSettings):
     @field_validator("policies")
     @classmethod
     def _valid_policies(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from social_pipelines.resilience.policy import PlatformPolicy, policy_for
+        from social_pipelines.platforms.policy import PlatformPolicy
+        from social_pipelines.resilience.policy import policy_for
 
         for platform, change in value.items():
             unknown = sorted(set(change) - set(PlatformPolicy.model_fields))
@@ -127,19 +136,24 @@ class Settings(BaseSettings):
         return self.rate_limit_db or self.dagster_home / "social_ratelimits.db"
 
     def variables(self) -> dict[str, str]:
-        """What `${NAME}` references and `token_env` names in the campaigns file resolve
-        to: the environment, with the sandbox defaults filled in."""
-        return {
-            "SOCIAL_SANDBOX_URL": self.sandbox_url,
-            "SOCIAL_SANDBOX_TOKEN": self.sandbox_token.get_secret_value(),
-            **os.environ,
-        }
+        """What the accounts file's `${NAME}` references and `*_env` fields resolve to."""
+        return credential_variables(self.sandbox_url, self.sandbox_token.get_secret_value())
 
     @property
     def state_store_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.dagster_home / 'social_state.db'}"
+
+
+def credential_variables(sandbox_url: str, sandbox_token: str = "") -> dict[str, str]:
+    """The environment, with the sandbox's address and its (not secret) token filled in:
+    what resources and the CLI alike resolve account credentials from."""
+    return {
+        "SOCIAL_SANDBOX_URL": sandbox_url,
+        "SOCIAL_SANDBOX_TOKEN": sandbox_token or SANDBOX_TOKEN,
+        **os.environ,
+    }
 
 
 def _describe(error: ValidationError) -> str:
@@ -165,8 +179,3 @@ def load_settings() -> Settings:
             f"invalid settings: {error}; complex fields such as {ENV_PREFIX}POLICIES take "
             f"JSON, or one {ENV_PREFIX}POLICIES__<PLATFORM>__<FIELD> variable per value"
         ) from None
-
-
-@cache
-def get_settings() -> Settings:
-    return load_settings()

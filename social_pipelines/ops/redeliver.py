@@ -25,7 +25,7 @@ def redeliver_due(
     state_store: StateStoreResource,
 ) -> dict[str, int]:
     ledger = state_store.open().ledger
-    book = platforms.campaigns()
+    book = platforms.accounts()
     by_account = defaultdict(list)
     for record in ledger.due(limit=config.limit):
         by_account[record.account].append(record)
@@ -36,24 +36,23 @@ def redeliver_due(
         if account is None:
             context.log.error(
                 f"{len(records)} due deliveries belong to account {name!r}, which the "
-                f"campaigns file {book.path} no longer defines; they stay in the ledger"
+                f"accounts file {book.path} no longer defines; they stay in the ledger"
             )
             outcomes["orphaned"] += len(records)
             continue
-        platform = platforms.connect(account, log=context.log)
-        try:
-            with platforms.deliverer(
+        with (
+            platforms.connect(account, log=context.log) as platform,
+            platforms.deliverer(
                 account, platform, run_id=context.run_id, log=context.log
-            ) as deliverer:
-                for record in records:
-                    result = deliverer.send(record.delivery_id)
-                    outcomes[str(result.outcome)] += 1
-                    if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
-                        urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
-                    elif result.error:
-                        context.log.warning(f"{result.outcome}: {result.error}")
-        finally:
-            platform.close()
+            ) as deliverer,
+        ):
+            for record in records:
+                result = deliverer.send(record.delivery_id)
+                outcomes[str(result.outcome)] += 1
+                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
+                    urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
+                elif result.error:
+                    context.log.warning(f"{result.outcome}: {result.error}")
     context.add_output_metadata({**{k: int(v) for k, v in outcomes.items()}, **urls})
     context.log.info(f"redelivered: {dict(outcomes)}")
     return dict(outcomes)

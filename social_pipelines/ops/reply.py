@@ -29,7 +29,6 @@ from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
-from social_pipelines.platforms.base import Platform
 from social_pipelines.replies.selection import oldest_answerable
 from social_pipelines.replies.selection import select_candidates as choose
 from social_pipelines.replies.steps import (
@@ -40,6 +39,7 @@ from social_pipelines.replies.steps import (
     PostedReply,
     Selected,
 )
+from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.resources import (
     PlatformsResource,
     ReplyWriterResource,
@@ -162,13 +162,12 @@ def search_posts(
     campaign = plan.campaign
     account = platforms.account(campaign.account)
     since = oldest_answerable(campaign, window_end=plan.window_end, now=datetime.now(UTC))
-    with platform_errors(context, platforms.policy(account)):
-        platform = platforms.connect(account, log=context.log)
-        try:
-            identity = platform.whoami()
-            result = platform.search(campaign.query, limit=campaign.search_limit, since=since)
-        finally:
-            platform.close()
+    with (
+        platform_errors(context, platforms.policy(account)),
+        platforms.connect(account, log=context.log) as platform,
+    ):
+        identity = platform.whoami()
+        result = platform.search(campaign.query, limit=campaign.search_limit, since=since)
     if not result.complete:
         context.log.warning(
             f"{campaign.name}: search for {campaign.query!r} stopped at {result.stopped_by} "
@@ -251,40 +250,38 @@ def write_replies(
 ) -> Drafted:
     plan = selected.plan
     account = platforms.account(plan.campaign.account)
-    with platform_errors(context, platforms.policy(account)):
-        drafts, writer_name = _draft(
-            selected, platforms.connect(account, log=context.log), reply_writer
-        )
+    with (
+        platform_errors(context, platforms.policy(account)),
+        platforms.connect(account, log=context.log) as platform,
+    ):
+        drafts, writer_name = _draft(selected, platform, reply_writer)
     context.add_output_metadata({"drafts": len(drafts), "writer": writer_name})
     return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
 
 
 def _draft(
-    selected: Selected, platform: Platform, reply_writer: ReplyWriterResource
+    selected: Selected, platform: GuardedPlatform, reply_writer: ReplyWriterResource
 ) -> tuple[list[Draft], str]:
     plan, identity = selected.plan, selected.identity
     campaign = plan.campaign
-    try:
-        writer = reply_writer.get(platform)
-        limit = platform.limits().max_characters
-        drafts = [
-            Draft(
-                delivery_id=delivery_id(
-                    identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
-                ),
-                campaign=campaign.name,
-                account=campaign.account,
-                platform=identity.platform,
-                account_key=identity.stable_key,
-                kind=DeliveryKind.REPLY,
-                subject=post.id,
-                text=writer.write(post, campaign, max_length=limit),
-                in_reply_to=post,
-            )
-            for post in selected.candidates
-        ]
-    finally:
-        platform.close()
+    writer = reply_writer.get(platform)
+    limit = platform.limits().max_characters
+    drafts = [
+        Draft(
+            delivery_id=delivery_id(
+                identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
+            ),
+            campaign=campaign.name,
+            account=campaign.account,
+            platform=identity.platform,
+            account_key=identity.stable_key,
+            kind=DeliveryKind.REPLY,
+            subject=post.id,
+            text=writer.write(post, campaign, max_length=limit),
+            in_reply_to=post,
+        )
+        for post in selected.candidates
+    ]
     return drafts, writer.name
 
 
@@ -312,14 +309,13 @@ def post_replies(
                 )
             )
     else:
-        platform = platforms.connect(account, log=context.log)
-        try:
-            with platforms.deliverer(
+        with (
+            platforms.connect(account, log=context.log) as platform,
+            platforms.deliverer(
                 account, platform, run_id=context.run_id, log=context.log
-            ) as deliverer:
-                _post_all(context, deliverer, drafted, replies)
-        finally:
-            platform.close()
+            ) as deliverer,
+        ):
+            _post_all(context, deliverer, drafted, replies)
     report = CampaignReport(
         campaign=plan.campaign.name,
         account=plan.campaign.account,

@@ -16,8 +16,8 @@ from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
 
 from social_pipelines.delivery import Outcome
 from social_pipelines.errors import ConfigError, SocialError
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.replies.steps import CampaignReport
-from social_pipelines.resilience.policy import PlatformPolicy
 
 
 def _retry_delay(policy: PlatformPolicy, retry_number: int) -> float:

@@ -1,15 +1,23 @@
-"""Turning HTTP answers and transport failures into the error taxonomy.
+"""The door every request to a platform passes, and the reading of what came back.
 
-Shared by every adapter: the platform-specific part is only which body says "expired
-token" or "duplicate"; whether a failure may have created something depends on the
-transport phase and on whether the call was a create.
+Every adapter builds its `httpx.Client` with `build_client`, whose transport (`DoorTransport`)
+for every request takes a rate permit for its endpoint class (`route(...)`, carried in
+`request.extensions`), hands the answer's rate-limit headers back (the door feeds the
+shared budget and the blocked-until rows), and classifies transport failures by phase:
+nothing sent, or possibly sent. An adapter cannot forget a step, because there is no
+other way for its requests to leave: a request without an endpoint class is refused.
+
+The platform-specific part is only which body says "expired token" or "duplicate"
+(`status_error` is the generic reading adapters fall back to).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
 
@@ -24,6 +32,10 @@ from social_pipelines.errors import (
 
 # Raised before a single byte of the request left: nothing can have been created.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# `request.extensions` keys: the endpoint class whose rate buckets a request draws from,
+# and whether it creates something (then a failure after it left is outcome unknown).
+ENDPOINT = "social_pipelines.endpoint"
+CREATE = "social_pipelines.create"
 
 
 @dataclass(frozen=True)
@@ -79,10 +91,19 @@ def retry_after_seconds(headers: httpx.Headers, *, now: datetime | None = None) 
     return max(0.0, (reset - now).total_seconds()) if reset else None
 
 
+# Mastodon's `X-RateLimit-*`, X's `x-rate-limit-*`, Bluesky's (IETF draft) `RateLimit-*`.
+_PREFIXES = ("x-ratelimit-", "x-rate-limit-", "ratelimit-")
+
+
+def _header(headers: httpx.Headers, name: str) -> str | None:
+    return next((v for p in _PREFIXES if (v := headers.get(p + name)) is not None), None)
+
+
 def rate_limit_info(headers: httpx.Headers) -> RateLimitInfo | None:
-    limit = headers.get("x-ratelimit-limit") or headers.get("x-rate-limit-limit")
-    remaining = headers.get("x-ratelimit-remaining") or headers.get("x-rate-limit-remaining")
-    reset = headers.get("x-ratelimit-reset") or headers.get("x-rate-limit-reset")
+    """What an answer says about the caller's budget, in any of the header families."""
+    limit = _header(headers, "limit")
+    remaining = _header(headers, "remaining")
+    reset = _header(headers, "reset")
     if limit is None and remaining is None and reset is None:
         return None
 
@@ -178,3 +199,82 @@ def status_error(response: httpx.Response, *, platform: str, create: bool) -> So
     if status == 408:
         return Transient("request timeout", platform=platform, status_code=status, detail=detail)
     return Rejected("request rejected", platform=platform, status_code=status, detail=detail)
+
+
+def route(endpoint: str, *, create: bool = False) -> dict[str, object]:
+    """A request's `extensions=`: its endpoint class and whether it creates something."""
+    return {ENDPOINT: endpoint, CREATE: create}
+
+
+class Door(Protocol):
+    """What the transport asks of the resilience layer around every single request."""
+
+    def enter(self, endpoint: str) -> object:
+        """Before the request: a permit from the rate buckets of `endpoint` (it may wait;
+        it raises RateLimited or CircuitOpen instead of waiting too long)."""
+        ...
+
+    def leave(self, permit: object, response: httpx.Response | None, *, sent: bool) -> None:
+        """After it: the answer (None: no answer; `sent` False: it never left), whose
+        rate-limit headers become the shared budget and a 429 a blocked bucket."""
+        ...
+
+
+class DoorTransport(httpx.BaseTransport):
+    """Wraps the real transport so that no request of an adapter's client skips the door."""
+
+    def __init__(self, door: Door, *, platform: str, inner: httpx.BaseTransport) -> None:
+        self.door = door
+        self.platform = platform
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        endpoint = request.extensions.get(ENDPOINT)
+        if not isinstance(endpoint, str):
+            # A programming error in an adapter: never let a request out without a permit.
+            raise TypeError(
+                f"{self.platform}: {request.method} {request.url.path} has no endpoint class; "
+                "send it with extensions=route(ENDPOINT_CLASS)"
+            )
+        create = bool(request.extensions.get(CREATE, False))
+        permit = self.door.enter(endpoint)
+        try:
+            response = self.inner.handle_request(request)
+            # Read the body here, so a failure while reading is classified like any other.
+            response.read()
+        except httpx.TransportError as error:
+            self.door.leave(permit, None, sent=not isinstance(error, NOT_SENT))
+            error.request = request  # the client sets it only after the transport returns
+            raise transport_error(error, platform=self.platform, create=create) from None
+        except BaseException:
+            self.door.leave(permit, None, sent=True)
+            raise
+        response.request = request  # the client would set it only after we return
+        self.door.leave(permit, response, sent=True)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def build_client(
+    base_url: str,
+    *,
+    door: Door,
+    platform: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The only way an adapter gets an HTTP client: every request through `door`.
+
+    `transport` replaces the network (the sandbox's in-process app, a test's mock); the
+    door wraps it all the same.
+    """
+    return httpx.Client(
+        base_url=base_url,
+        headers={"User-Agent": "social-pipelines", **(headers or {})},
+        timeout=httpx.Timeout(timeout),
+        transport=DoorTransport(door, platform=platform, inner=transport or httpx.HTTPTransport()),
+        follow_redirects=False,
+    )

@@ -1,4 +1,4 @@
-"""Mastodon (and the sandbox, which speaks the same API): the first real adapter.
+"""Mastodon (and the sandbox, which speaks the same API): account, policy, adapter.
 
 Works against any Mastodon server given its instance URL and an access token. Limits are
 read from the instance (`/api/v2/instance`), never assumed; the account's identity is its
@@ -8,15 +8,19 @@ id plus the instance's own domain, so the same account reached through another a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, Self
 
 import httpx
+from pydantic import Field, SecretStr, field_validator
 
 from social_pipelines.errors import AuthExpired, OutcomeUnknown, Rejected, SocialError, Transient
 from social_pipelines.models import (
     CreatePost,
+    Delivery,
+    DeliveryKind,
     Identity,
     MediaRef,
     MediaUpload,
@@ -24,13 +28,12 @@ from social_pipelines.models import (
     Published,
     SearchResult,
     SocialPost,
+    content_hash,
 )
-from social_pipelines.platforms.http import (
-    RateLimitInfo,
-    rate_limit_info,
-    status_error,
-    transport_error,
-)
+from social_pipelines.platforms.account import ENV_NAME_PATTERN, AccountBase, expand_url
+from social_pipelines.platforms.capabilities import Capability, PlatformSpec
+from social_pipelines.platforms.http import Door, build_client, route, status_error
+from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
 from social_pipelines.platforms.text import counted_length, html_to_text
 
 NAME = "mastodon"
@@ -38,8 +41,33 @@ SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account stat
 # A search stops after this many pages whatever it found (own posts can fill pages): the
 # result says so, so the run can warn; 25 pages are 1,000 statuses.
 MAX_SEARCH_PAGES = 25
+# Reconciliation looks through at most this many of the account's own posts.
+RECONCILE_LIMIT = 5000
 
-RateLimitObserver = Callable[[str, RateLimitInfo | None], None]
+
+class MastodonAccount(AccountBase):
+    """`[accounts.NAME]` with `platform = "mastodon"`."""
+
+    platform: Literal["mastodon"]
+    instance_url: str = Field(description="the server's base URL; ${VARIABLE} references allowed")
+    token_env: str = Field(
+        pattern=ENV_NAME_PATTERN, description="environment variable holding the access token"
+    )
+
+    _expand_url = field_validator("instance_url")(expand_url)
+
+    def token(self, variables: Mapping[str, str] | None = None) -> SecretStr:
+        return self.secret(self.token_env, variables, what="its access token")
+
+
+# 300 requests per 5 minutes per account over every endpoint; media 30 per 30 min. No
+# posting cap is documented: the quota is what the rate limit allows.
+POLICY = PlatformPolicy(
+    buckets={"account": rates((300, 5 * MINUTE)), "media": rates((30, 30 * MINUTE))},
+    endpoints={"*": ["account"], "media": ["account", "media"]},
+    quota_per_hour=3600,
+    quota_per_day=86400,
+)
 
 
 class MastodonPlatform:
@@ -52,26 +80,35 @@ class MastodonPlatform:
         base_url: str,
         access_token: str,
         *,
+        door: Door,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
-        on_rate_limit: RateLimitObserver | None = None,
-        before_request: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {access_token}", "User-Agent": "social-pipelines"},
-            timeout=httpx.Timeout(timeout),
+        self._client = build_client(
+            self.base_url,
+            door=door,
+            platform=NAME,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {access_token}"},
             transport=transport,
-            follow_redirects=False,
         )
-        self._on_rate_limit = on_rate_limit
-        self._before_request = before_request
         self._identity: Identity | None = None
         self._limits: PlatformLimits | None = None
         self._instance: dict[str, Any] | None = None
 
-    # -- transport -----------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------
 
     def _request(
         self,
@@ -82,16 +119,9 @@ class MastodonPlatform:
         create: bool = False,
         **kwargs: Any,
     ) -> Any:
-        if self._before_request is not None:
-            self._before_request(endpoint)  # a rate permit for this very request
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.TransportError as error:
-            if self._on_rate_limit is not None:
-                self._on_rate_limit(endpoint, None)
-            raise transport_error(error, platform=NAME, create=create) from None
-        if self._on_rate_limit is not None:
-            self._on_rate_limit(endpoint, rate_limit_info(response.headers))
+        response = self._client.request(
+            method, path, extensions=route(endpoint, create=create), **kwargs
+        )
         if response.is_success:
             try:
                 return response.json()
@@ -119,7 +149,7 @@ class MastodonPlatform:
             return Rejected(message, platform=NAME, status_code=response.status_code, detail=detail)
         return status_error(response, platform=NAME, create=create)
 
-    # -- Platform --------------------------------------------------------------------------
+    # -- capabilities ----------------------------------------------------------------------
 
     def _instance_info(self) -> dict[str, Any]:
         if self._instance is None:
@@ -156,8 +186,8 @@ class MastodonPlatform:
             )
         return self._limits
 
-    def text_length(self, text: str) -> int:
-        return counted_length(text, characters_per_url=self.limits().characters_per_url)
+    def text_length(self, text: str, limits: PlatformLimits) -> int:
+        return counted_length(text, characters_per_url=limits.characters_per_url)
 
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
         """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.
@@ -269,6 +299,20 @@ class MastodonPlatform:
             max_id = page[-1].id
         return posts[:limit]
 
+    def find_delivery(self, delivery: Delivery) -> Published | None:
+        """A reply is found by the post it answers (we answer a post at most once), a
+        publish by its content, among our own posts since the plan."""
+        # Nothing of ours can predate the plan; a minute of slack covers clock skew.
+        since = delivery.planned_at - timedelta(minutes=1)
+        for post in self.recent_own_posts(since=since, limit=RECONCILE_LIMIT):
+            if delivery.kind == DeliveryKind.REPLY:
+                matches = post.in_reply_to_id == delivery.subject
+            else:
+                matches = content_hash(post.text) == content_hash(delivery.text)
+            if matches:
+                return Published(remote_id=post.id, url=post.url, created_at=post.created_at)
+        return None
+
     def close(self) -> None:
         self._client.close()
 
@@ -295,6 +339,32 @@ def _timestamp(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def connect(
+    account: MastodonAccount,
+    *,
+    variables: Mapping[str, str],
+    door: Door,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+) -> MastodonPlatform:
+    return MastodonPlatform(
+        account.instance_url,
+        account.token(variables).get_secret_value(),
+        door=door,
+        timeout=timeout,
+        transport=transport,
+    )
+
+
+SPEC = PlatformSpec(
+    name=NAME,
+    account_model=MastodonAccount,
+    connect=connect,
+    policy=POLICY,
+    capabilities=frozenset(Capability),
+)
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str]:

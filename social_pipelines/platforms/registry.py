@@ -1,59 +1,38 @@
-"""From an account's configuration to a connected `Platform`: one entry per platform."""
+"""From an account to its bare adapter. Only `resilience/` imports this (an import
+contract holds it), and wraps what it gets in the breaker, retries and the shared limits.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
-from pydantic import SecretStr
+import httpx
 
-from social_pipelines.campaigns import AccountConfig
 from social_pipelines.errors import ConfigError
-from social_pipelines.platforms.base import Platform
-from social_pipelines.platforms.http import RateLimitInfo
-from social_pipelines.platforms.mastodon import MastodonPlatform
-
-# Called after every request with what its answer said about the budget (None: nothing,
-# or no answer at all), so the permit taken before it can be settled.
-RateLimitObserver = Callable[[str, RateLimitInfo | None], None]
-RequestHook = Callable[[str], None]
-Factory = Callable[
-    [AccountConfig, SecretStr, float, RateLimitObserver | None, RequestHook | None], Platform
-]
-
-
-def _mastodon(
-    account: AccountConfig,
-    token: SecretStr,
-    timeout: float,
-    on_rate_limit: RateLimitObserver | None,
-    before_request: RequestHook | None,
-) -> Platform:
-    return MastodonPlatform(
-        account.instance_url,
-        token.get_secret_value(),
-        timeout=timeout,
-        on_rate_limit=on_rate_limit,
-        before_request=before_request,
-    )
-
-
-FACTORIES: dict[str, Factory] = {"mastodon": _mastodon}
+from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.capabilities import Adapter
+from social_pipelines.platforms.catalog import spec_for
+from social_pipelines.platforms.http import Door
 
 
 def connect(
-    account: AccountConfig,
-    token: SecretStr,
+    account: AccountBase,
     *,
+    variables: Mapping[str, str],
+    door: Door,
     timeout: float,
-    on_rate_limit: RateLimitObserver | None = None,
-    before_request: RequestHook | None = None,
-) -> Platform:
-    """The bare adapter. Everything outside `resilience/` gets it wrapped in its guard."""
+    transport: httpx.BaseTransport | None = None,
+) -> Adapter:
+    """The bare adapter of `account`, every request of it through `door`."""
     try:
-        factory = FACTORIES[account.platform]
-    except KeyError:
+        spec = spec_for(account.platform)
+    except KeyError as error:
+        raise ConfigError(f"account {account.name!r}: {error.args[0]}") from None
+    if not isinstance(account, spec.account_model):
         raise ConfigError(
-            f"account {account.name!r}: no adapter for platform {account.platform!r}; "
-            f"available: {', '.join(sorted(FACTORIES))}"
-        ) from None
-    return factory(account, token, timeout, on_rate_limit, before_request)
+            f"account {account.name!r}: a {type(account).__name__} is not a "
+            f"{spec.account_model.__name__}, the account model of {spec.name}"
+        )
+    return spec.connect(
+        account, variables=variables, door=door, timeout=timeout, transport=transport
+    )

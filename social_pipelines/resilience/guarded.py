@@ -1,137 +1,140 @@
-"""The one door to a platform: every call goes through quota, breaker, limiter, retry.
+"""A platform account behind its circuit breaker and bounded retries.
 
-`GuardedPlatform` implements the same `Platform` protocol as the adapter it wraps, so ops
-and the deliverer cannot tell the difference, and cannot go around it. Per call, outermost
-first: circuit breaker check -> rate limiter -> breaker-guarded adapter call (httpx with
-timeouts, answers mapped into errors.py) -> rate-limit headers fed back to the limiter;
-tenacity repeats the whole when the call is safe to repeat. Posting quotas are enforced
-where sends are claimed, in the ledger.
+`GuardedPlatform` is what everything above the resilience layer holds: per call, the
+breaker first (an open circuit fails fast, without touching the platform), then the
+adapter's call, whose every request passes the transport door (rate permit, shared
+budget, answer headers fed back, transport failures classified; `resilience/door.py`);
+tenacity repeats the whole when the error class says that is safe. Posting quotas are
+enforced where sends are claimed, in the ledger.
+
+It offers what its adapter can do and says so when asked for more: a capability the
+adapter lacks raises ConfigError (campaigns asking for it are refused at load already).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from datetime import datetime
+from types import TracebackType
+from typing import Self, TypeVar
 
-from social_pipelines.errors import RateLimited
+from social_pipelines.errors import ConfigError
 from social_pipelines.log import Log
 from social_pipelines.models import (
     CreatePost,
+    Delivery,
     Identity,
     MediaRef,
     MediaUpload,
     PlatformLimits,
     Published,
     SearchResult,
-    SocialPost,
 )
-from social_pipelines.platforms.base import Platform
+from social_pipelines.platforms.capabilities import (
+    Adapter,
+    Capability,
+    MediaUploader,
+    Poster,
+    Reconciler,
+    Searcher,
+)
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.breaker import SharedBreaker
-from social_pipelines.resilience.limits import RateLimits, RequestGate
-from social_pipelines.resilience.policy import PlatformPolicy
 from social_pipelines.resilience.retry import retrying
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Adapter)
 _LOG = logging.getLogger(__name__)
 
 
 class GuardedPlatform:
-    """A platform account behind its breaker, its rate buckets and bounded retries."""
+    """One connected account: the only way ops and the deliverer reach a platform."""
 
     def __init__(
         self,
-        inner: Platform,
+        inner: Adapter,
         *,
         account: str,
         policy: PlatformPolicy,
         breaker: SharedBreaker,
-        limits: RateLimits,
-        gate: RequestGate | None = None,
+        capabilities: frozenset[Capability],
         sleep: Callable[[float], None] | None = None,
         log: Log | None = None,
     ) -> None:
-        """`gate` is the one the adapter calls before each request; without one (an
-        adapter that sends exactly one request per call) each call takes one permit.
-        `log` gets every repeat and every 429 (a run's own log, so its user sees them)."""
-        self.inner = inner
+        """`log` gets every repeat (a run's own log, so its user sees them)."""
+        self._inner = inner
         self.account = account
         self.policy = policy
         self.breaker = breaker
-        self.rate_limits = limits
-        self.gate = gate or RequestGate(limits, inner.name, account, policy)
+        self.capabilities = capabilities
         self._sleep = sleep
         self.log = log or _LOG
         self.name = inner.name
+        self._limits: PlatformLimits | None = None
 
-    def _call(self, endpoint: str, func: Callable[[], T], *, what: str) -> T:
-        def attempt() -> T:
-            snapshot = self.breaker.check()
-            waited = self.gate.prepay(endpoint)
-            try:
-                # After a real wait for a rate slot the circuit may have moved: look again.
-                return self.breaker.call(func, checked=snapshot if waited < 0.05 else None)
-            except RateLimited as error:
-                # The platform refused for rate: nobody in any process asks again before
-                # it said we may.
-                wait = error.retry_after if error.retry_after is not None else 1.0
-                keys = self.rate_limits.bucket_keys(self.name, self.account, self.policy, endpoint)
-                if error.status_code == 429:
-                    self.log.warning(
-                        f"{self.name} answered 429 to {what} for {self.account}: buckets "
-                        f"{', '.join(keys)} blocked for {wait:.1f} s in every process"
-                    )
-                self.rate_limits.block(
-                    keys,
-                    datetime.now(UTC) + timedelta(seconds=wait),
-                    f"HTTP 429, retry after {wait:.0f} s",
-                )
-                raise
-            finally:
-                self.gate.forget_prepaid()
+    def __enter__(self) -> Self:
+        return self
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def _call(self, what: str, func: Callable[[], T]) -> T:
         runner = retrying(
             self.policy,
             what=f"{self.name} {what} for {self.account}",
             log=self.log,
             sleep=self._sleep,
         )
-        return runner(attempt)
+        return runner(lambda: self.breaker.call(func))
 
-    # -- Platform --------------------------------------------------------------------------
+    def _able(self, capability: Capability, protocol: type[A]) -> A:
+        if capability not in self.capabilities or not isinstance(self._inner, protocol):
+            raise ConfigError(
+                f"account {self.account!r}: {self.name} cannot {capability}; it can "
+                f"{', '.join(sorted(self.capabilities)) or 'nothing'}"
+            )
+        return self._inner
 
     def whoami(self) -> Identity:
-        return self._call("read", self.inner.whoami, what="whoami")
+        return self._call("whoami", self._inner.whoami)
 
     def limits(self) -> PlatformLimits:
-        return self._call("read", self.inner.limits, what="limits")
+        if self._limits is None:
+            self._limits = self._call("limits", self._inner.limits)
+        return self._limits
 
     def text_length(self, text: str) -> int:
-        return self.inner.text_length(text)
+        """As the platform counts it; the limits it needs are read through the breaker."""
+        return self._inner.text_length(text, self.limits())
 
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
-        return self._call(
-            "search", lambda: self.inner.search(query, limit=limit, since=since), what="search"
-        )
+        searcher = self._able(Capability.SEARCH, Searcher)
+        return self._call("search", lambda: searcher.search(query, limit=limit, since=since))
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
+        capability = Capability.REPLY if post.in_reply_to_id else Capability.PUBLISH
+        poster = self._able(capability, Poster)
         return self._call(
-            "write",
-            lambda: self.inner.create_post(post, idempotency_key=idempotency_key),
-            what="create",
+            "create", lambda: poster.create_post(post, idempotency_key=idempotency_key)
         )
 
     def upload_media(self, media: MediaUpload) -> MediaRef:
         # An upload publishes nothing: an orphaned attachment is harmless, so it may repeat.
-        return self._call("media", lambda: self.inner.upload_media(media), what="media upload")
+        uploader = self._able(Capability.MEDIA, MediaUploader)
+        return self._call("media upload", lambda: uploader.upload_media(media))
 
-    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
-        return self._call(
-            "read",
-            lambda: self.inner.recent_own_posts(since=since, limit=limit),
-            what="own posts",
-        )
+    def find_delivery(self, delivery: Delivery) -> Published | None:
+        reconciler = self._able(Capability.RECONCILE, Reconciler)
+        return self._call("reconciliation", lambda: reconciler.find_delivery(delivery))
 
     def close(self) -> None:
-        self.inner.close()
+        self._inner.close()

@@ -28,8 +28,8 @@ from pyrate_limiter.buckets import SQLiteBucket
 
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.budget import AnnouncedBudget, Permit
-from social_pipelines.resilience.policy import PlatformPolicy
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.ledger import Clock, utcnow
 from social_pipelines.store.schema import rate_blocks
@@ -249,46 +249,3 @@ class RateLimits:
         if self._pool is not None and getattr(self, "_pool_pid", None) == os.getpid():
             self._pool.close()
         self._pool = None
-
-
-class RequestGate:
-    """A rate permit for every HTTP request an adapter sends, not one per call.
-
-    One platform call can send several requests (identity plus instance limits, pages of
-    own posts), and the platform counts each. The guarded platform prepays the first permit
-    outside its breaker (so waiting for a slot never counts as a platform success or
-    failure); the adapter calls the gate before each request, which takes a new permit for
-    every request after the first, and `answered` after it, which settles the permit with
-    what the answer announced.
-    """
-
-    def __init__(
-        self, limits: RateLimits, platform: str, account: str, policy: PlatformPolicy
-    ) -> None:
-        self.limits = limits
-        self.platform = platform
-        self.account = account
-        self.policy = policy
-        self._prepaid: Permit | None = None
-        self._current: Permit | None = None
-
-    def prepay(self, endpoint: str) -> float:
-        self._prepaid = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
-        return self._prepaid.waited
-
-    def forget_prepaid(self) -> None:
-        """A call that ended before sending anything: its permit is no longer in flight."""
-        if self._prepaid is not None:
-            self.limits.settle(self._prepaid, None, sent=False)
-            self._prepaid = None
-
-    def __call__(self, endpoint: str) -> None:
-        if self._prepaid is not None:
-            self._current, self._prepaid = self._prepaid, None
-            return
-        self._current = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
-
-    def answered(self, endpoint: str, info: RateLimitInfo | None) -> None:
-        if self._current is not None:
-            permit, self._current = self._current, None
-            self.limits.settle(permit, info)

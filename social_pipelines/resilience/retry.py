@@ -22,7 +22,7 @@ from tenacity import (
 
 from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
 from social_pipelines.log import Log
-from social_pipelines.resilience.policy import PlatformPolicy
+from social_pipelines.platforms.policy import PlatformPolicy
 
 _LOG = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@
 
 Everything is configured by the environment, exactly as a run worker is: `DAGSTER_HOME`
 (a persistent instance, `DagsterInstance.get()`), `SOCIAL_DATABASE_URL`,
-`SOCIAL_CAMPAIGNS_FILE`, `SOCIAL_SANDBOX_URL`, `SOCIAL_HTTP_TIMEOUT`, `SOCIAL_POLICIES`.
+`SOCIAL_ACCOUNTS_FILE`, `SOCIAL_CAMPAIGNS_FILE`, `SOCIAL_SANDBOX_URL`, `SOCIAL_HTTP_TIMEOUT`,
+`SOCIAL_POLICIES`.
 
 `job` executes a job of the code location in this process on the persistent instance (a
 killed run stays STARTED there, as it would under a run launcher) and prints one JSON line
@@ -68,23 +69,13 @@ def run_job(job_name: str, partition: str | None, run_id: str | None, campaigns:
 
 
 def _guarded_platform(account_name: str) -> Any:
-    """The account's platform exactly as `PlatformsResource.connect` builds it."""
-    from social_pipelines.campaigns import load_campaigns
-    from social_pipelines.resilience.guards import Guards
-    from social_pipelines.settings import get_settings
-    from social_pipelines.store import StateStore
+    """The account's platform exactly as `PlatformsResource.connect` builds it: through
+    the one wiring function, from this process's settings."""
+    from social_pipelines.settings import load_settings
+    from social_pipelines.wiring import wire_settings
 
-    settings = get_settings()
-    book = load_campaigns(settings.campaigns_file, settings.variables())
-    account = book.accounts[account_name]
-    guards = Guards.for_store(
-        StateStore.open(settings.state_store_url),
-        bucket_path=settings.bucket_path,
-        overrides=settings.policies,
-    )
-    return guards.connect(
-        account, account.token(settings.variables()), timeout=settings.http_timeout
-    )
+    wiring = wire_settings(load_settings())
+    return wiring.connect(wiring.accounts().get(account_name))
 
 
 def breaker_worker(account_name: str) -> int:
@@ -128,8 +119,9 @@ def breaker_worker(account_name: str) -> int:
 
 
 def post_worker(account_name: str, subjects_file: str, order_seed: int) -> int:
-    """Reply to the posts listed in `subjects_file` (JSON `[{"id", "author"}]`) through
-    `PlatformsResource` and the `Deliverer`, as `post_replies` does, in a shuffled order.
+    """Reply to the posts listed in `subjects_file` (JSON `[{"id", "author"}]`) in a
+    shuffled order, through the wiring `PlatformsResource` runs on and the `Deliverer`, as
+    `post_replies` does.
 
     The account's identity and the instance's limits are fetched before "ready" (as the
     search and write steps of a reply run do before posting); posting starts on a `go`
@@ -139,14 +131,11 @@ def post_worker(account_name: str, subjects_file: str, order_seed: int) -> int:
     from collections import Counter
 
     from social_pipelines.models import DeliveryKind, Draft, delivery_id
-    from social_pipelines.resources import PlatformsResource, StateStoreResource
-    from social_pipelines.settings import get_settings
+    from social_pipelines.settings import load_settings
+    from social_pipelines.wiring import wire_settings
 
-    settings = get_settings()
-    platforms = PlatformsResource(
-        state_store=StateStoreResource(database_url=settings.database_url)
-    )
-    account = platforms.campaigns().accounts[account_name]
+    platforms = wire_settings(load_settings())
+    account = platforms.accounts().get(account_name)
     platform = platforms.connect(account)
     identity = platform.whoami()
     platform.limits()

@@ -1,4 +1,4 @@
-"""The chaos tests' world: a sandbox, a campaigns file, a Dagster home, driver processes
+"""The chaos tests' world: a sandbox, accounts and campaigns files, a Dagster home, driver processes
 that can be SIGKILLed, the recovery that run monitoring would do, and the verdict.
 
 The verdict is computed from the two records that must agree: the sandbox (what the
@@ -51,7 +51,7 @@ def long_mode() -> bool:
 
 @dataclass(frozen=True)
 class Account:
-    name: str  # in the campaigns file
+    name: str  # in the accounts file
     username: str  # on the sandbox
 
     @property
@@ -71,7 +71,7 @@ class CampaignSpec:
     template: str = "Thanks @{author}, noted."
 
 
-def write_campaigns(path: Path, accounts: Iterable[Account], campaigns: Iterable[CampaignSpec]):
+def write_accounts(path: Path, accounts: Iterable[Account]) -> None:
     lines: list[str] = []
     for account in accounts:
         lines += [
@@ -81,6 +81,11 @@ def write_campaigns(path: Path, accounts: Iterable[Account], campaigns: Iterable
             f'token_env = "{account.token_env}"',
             "",
         ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_campaigns(path: Path, campaigns: Iterable[CampaignSpec]) -> None:
+    lines: list[str] = []
     for campaign in campaigns:
         lines += [
             "[[campaigns]]",
@@ -159,7 +164,7 @@ def make_world(
     http_timeout: float,
     policy: dict[str, Any],
 ) -> World:
-    """Accounts on the sandbox, a campaigns file, a Dagster home with the project's
+    """Accounts on the sandbox, accounts and campaigns files, a Dagster home with the project's
     dagster.yaml, and the environment every driver process runs with."""
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -168,8 +173,10 @@ def make_world(
     logs.mkdir(exist_ok=True)
     for account in accounts:
         sandbox.create_account(account.username)
+    accounts_file = root / "accounts.toml"
+    write_accounts(accounts_file, accounts)
     campaigns_file = root / "campaigns.toml"
-    write_campaigns(campaigns_file, accounts, campaigns)
+    write_campaigns(campaigns_file, campaigns)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -181,6 +188,7 @@ def make_world(
             "DAGSTER_HOME": str(home),
             "SOCIAL_DATABASE_URL": f"sqlite:///{root / 'state.db'}",
             "SOCIAL_SANDBOX_URL": sandbox.url,
+            "SOCIAL_ACCOUNTS_FILE": str(accounts_file),
             "SOCIAL_CAMPAIGNS_FILE": str(campaigns_file),
             "SOCIAL_HTTP_TIMEOUT": str(http_timeout),
             "SOCIAL_POLICIES": mastodon_policy(**policy),

@@ -17,21 +17,24 @@ from dagster import (
 from social_pipelines.errors import Transient
 from social_pipelines.models import DeliveryKind, DeliveryState, Draft, delivery_id
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.settings import get_settings
+from social_pipelines.settings import Settings
 from social_pipelines.store import StateStore
+from social_pipelines_tests.pipeline.conftest import MakeSettings
+from social_pipelines_tests.pipeline.helpers import write_files
 
 
-def _resources() -> dict:
-    from social_pipelines.definitions import defs
+def _resources(settings: Settings) -> dict:
+    from social_pipelines.definitions import build_resources
 
-    return {"platforms": defs.resources["platforms"], "state_store": defs.resources["state_store"]}
+    resources = build_resources(settings)
+    return {"platforms": resources["platforms"], "state_store": resources["state_store"]}
 
 
-def _open_circuit(account: str = "brand") -> None:
-    from social_pipelines.resources import StateStoreResource
+def _open_circuit(settings: Settings, account: str = "brand") -> None:
+    from social_pipelines.wiring import wire_settings
 
     # The store the settings name, as every run process would open it.
-    breaker = StateStoreResource().guards().breaker("mastodon", account)
+    breaker = wire_settings(settings).connector.breaker("mastodon", account)
 
     def fail() -> None:
         raise Transient("down", platform="mastodon")
@@ -42,12 +45,14 @@ def _open_circuit(account: str = "brand") -> None:
     assert breaker.snapshot().is_open
 
 
-def test_schedule_skips_while_the_circuit_is_open_and_names_it(env: Path) -> None:
+def test_schedule_skips_while_the_circuit_is_open_and_names_it(settings: Settings) -> None:
     from social_pipelines.schedules import reply_schedule
 
-    _open_circuit()
+    _open_circuit(settings)
     when = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    with build_schedule_context(scheduled_execution_time=when, resources=_resources()) as ctx:
+    with build_schedule_context(
+        scheduled_execution_time=when, resources=_resources(settings)
+    ) as ctx:
         result = reply_schedule(ctx)
 
     assert isinstance(result, SkipReason)
@@ -75,17 +80,19 @@ def _deferred_reply(demo_sandbox: SandboxProcess, store: StateStore) -> str:
 
 
 def test_sensor_launches_redelivery_when_deliveries_fall_due(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, settings: Settings
 ) -> None:
-    from social_pipelines.definitions import defs
+    from social_pipelines.definitions import build_definitions
+
+    defs = build_definitions(settings)
     from social_pipelines.sensors import deferred_deliveries_sensor
 
-    store = StateStore.open(get_settings().state_store_url)
-    with build_sensor_context(instance=instance, resources=_resources()) as ctx:
+    store = StateStore.open(settings.state_store_url)
+    with build_sensor_context(instance=instance, resources=_resources(settings)) as ctx:
         assert isinstance(deferred_deliveries_sensor(ctx), SkipReason)
 
     wanted = _deferred_reply(demo_sandbox, store)
-    with build_sensor_context(instance=instance, resources=_resources()) as ctx:
+    with build_sensor_context(instance=instance, resources=_resources(settings)) as ctx:
         request = deferred_deliveries_sensor(ctx)
     assert isinstance(request, RunRequest)
 
@@ -96,39 +103,39 @@ def test_sensor_launches_redelivery_when_deliveries_fall_due(
     [posted] = demo_sandbox.posted()
     assert posted["id"] == record.remote_id and posted["in_reply_to_id"] == record.subject
 
-    with build_sensor_context(instance=instance, resources=_resources()) as ctx:
+    with build_sensor_context(instance=instance, resources=_resources(settings)) as ctx:
         assert isinstance(deferred_deliveries_sensor(ctx), SkipReason)
 
 
 def test_failed_run_releases_its_claims_for_reconciliation(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path
+    demo_sandbox: SandboxProcess,
+    instance: DagsterInstance,
+    env: Path,
+    settings: Settings,
+    make_settings: MakeSettings,
 ) -> None:
     from dagster import DagsterEventType, build_run_status_sensor_context
 
-    from social_pipelines.definitions import defs
+    from social_pipelines.definitions import build_definitions
     from social_pipelines.sensors import release_failed_run_claims
 
     # A run that fails: its only campaign's account has no token.
-    campaigns = env / "campaigns.toml"
-    campaigns.write_text(
-        '[accounts.brand]\nplatform = "mastodon"\ninstance_url = "${SOCIAL_SANDBOX_URL}"\n'
-        'token_env = "NO_SUCH_TOKEN"\n\n[[campaigns]]\nname = "c"\naccount = "brand"\n'
-        'query = "dagster"\n'
+    files = write_files(
+        env,
+        accounts='[accounts.brand]\nplatform = "mastodon"\ninstance_url = "${SOCIAL_SANDBOX_URL}"\n'
+        'token_env = "NO_SUCH_TOKEN"\n',
+        campaigns='[[campaigns]]\nname = "c"\naccount = "brand"\nquery = "dagster"\n',
     )
-    import os
-
-    os.environ["SOCIAL_CAMPAIGNS_FILE"] = str(campaigns)
-    get_settings.cache_clear()
-    try:
-        failed = defs.get_job_def("reply_job").execute_in_process(
+    failed = (
+        build_definitions(make_settings(**files))
+        .get_job_def("reply_job")
+        .execute_in_process(
             instance=instance, partition_key="2026-11-23-04:00", raise_on_error=False
         )
-    finally:
-        del os.environ["SOCIAL_CAMPAIGNS_FILE"]
-        get_settings.cache_clear()
+    )
     assert not failed.success
     # Suppose it had claimed a delivery when it died.
-    store = StateStore.open(get_settings().state_store_url)
+    store = StateStore.open(settings.state_store_url)
     wanted = _deferred_reply(demo_sandbox, store)
     claim = store.ledger.claim(wanted, run_id=failed.run_id, lease=timedelta(minutes=10))
     assert store.ledger.claim(wanted, run_id="other", lease=timedelta(minutes=10)).result == (
@@ -146,7 +153,7 @@ def test_failed_run_releases_its_claims_for_reconciliation(
         dagster_instance=instance,
         dagster_run=run,
         dagster_event=failure.dagster_event,
-        resources={"state_store": _resources()["state_store"]},
+        resources={"state_store": _resources(settings)["state_store"]},
     ).for_run_failure()
     release_failed_run_claims(context)
 

@@ -5,13 +5,20 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from dagster import DagsterInstance, UrlMetadataValue, build_schedule_context
 from dagster._core.definitions.run_request import RunRequest
 
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.settings import get_settings
+from social_pipelines.settings import Settings
 from social_pipelines.store import StateStore
-from social_pipelines_tests.pipeline.helpers import reports, run_reply_job
+from social_pipelines_tests.pipeline.conftest import MakeSettings
+from social_pipelines_tests.pipeline.helpers import (
+    SANDBOX_ACCOUNT,
+    reports,
+    run_reply_job,
+    write_files,
+)
 
 BLOCKED = ("giveaway", "crypto")
 
@@ -21,9 +28,9 @@ def _posted(sandbox: SandboxProcess) -> list[dict]:
 
 
 def test_first_run_replies_once_to_each_chosen_post(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, settings: Settings
 ) -> None:
-    result = run_reply_job(instance)
+    result = run_reply_job(instance, settings)
     by_campaign = reports(result)
     posted = _posted(demo_sandbox)
 
@@ -56,10 +63,12 @@ def test_first_run_replies_once_to_each_chosen_post(
     assert urls == {status["url"] for status in posted}
 
 
-def test_second_run_posts_nothing(demo_sandbox: SandboxProcess, instance: DagsterInstance) -> None:
-    first = reports(run_reply_job(instance))
+def test_second_run_posts_nothing(
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, settings: Settings
+) -> None:
+    first = reports(run_reply_job(instance, settings))
     sent = sum(report.new for report in first.values())
-    second = reports(run_reply_job(instance))
+    second = reports(run_reply_job(instance, settings))
 
     assert sum(report.new for report in second.values()) == 0
     assert sum(report.already_answered for report in second.values()) >= sent
@@ -67,38 +76,40 @@ def test_second_run_posts_nothing(demo_sandbox: SandboxProcess, instance: Dagste
 
 
 def test_dry_run_posts_nothing_and_records_nothing(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, settings: Settings
 ) -> None:
-    result = run_reply_job(instance, dry_run=True)
+    result = run_reply_job(instance, settings, dry_run=True)
     drafts = sum(report.count("dry_run") for report in reports(result).values())
 
     assert drafts > 0
     assert _posted(demo_sandbox) == []
-    store = StateStore.open(get_settings().state_store_url)
+    store = StateStore.open(settings.state_store_url)
     assert store.ledger.list() == []
 
 
 def test_changed_template_never_answers_a_post_twice(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+    demo_sandbox: SandboxProcess,
+    instance: DagsterInstance,
+    env: Path,
+    settings: Settings,
+    make_settings: MakeSettings,
 ) -> None:
-    run_reply_job(instance)
+    run_reply_job(instance, settings)
     before = len(_posted(demo_sandbox))
-    shipped = get_settings().campaigns_file.read_text()
+    shipped = settings.campaigns_file.read_text()
     changed = env / "campaigns.toml"
     changed.write_text(shipped.replace("Hi @{author}", "Hello there @{author}"))
-    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(changed))
-    get_settings.cache_clear()
 
-    again = reports(run_reply_job(instance))
+    again = reports(run_reply_job(instance, make_settings(campaigns_file=changed)))
 
     assert sum(report.new for report in again.values()) == 0
     assert len(_posted(demo_sandbox)) == before
 
 
 def test_run_config_narrows_to_one_campaign_and_caps_replies(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, settings: Settings
 ) -> None:
-    result = run_reply_job(instance, campaigns=["dagster_mentions"], max_replies=2)
+    result = run_reply_job(instance, settings, campaigns=["dagster_mentions"], max_replies=2)
     by_campaign = reports(result)
 
     assert list(by_campaign) == ["dagster_mentions"]
@@ -107,28 +118,34 @@ def test_run_config_narrows_to_one_campaign_and_caps_replies(
 
 
 def test_one_failing_account_does_not_block_the_others(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+    demo_sandbox: SandboxProcess,
+    instance: DagsterInstance,
+    env: Path,
+    settings: Settings,
+    make_settings: MakeSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    campaigns = env / "campaigns.toml"
-    campaigns.write_text(
-        get_settings().campaigns_file.read_text()
+    files = write_files(
+        env,
+        accounts=SANDBOX_ACCOUNT
         + """
 [accounts.broken]
 platform = "mastodon"
 instance_url = "${SOCIAL_SANDBOX_URL}"
 token_env = "BROKEN_TOKEN"
-
+""",
+        campaigns=settings.campaigns_file.read_text()
+        + """
 [[campaigns]]
 name = "broken_account"
 account = "broken"
 query = "dagster"
-"""
+""",
     )
-    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
+    # The token is a credential: it comes from the environment, as in production.
     monkeypatch.setenv("BROKEN_TOKEN", "not-a-valid-token")
-    get_settings.cache_clear()
 
-    result = run_reply_job(instance, raise_on_error=False)
+    result = run_reply_job(instance, make_settings(**files), raise_on_error=False)
 
     assert not result.success
     failed = {event.step_key for event in result.all_events if event.is_step_failure}
@@ -148,17 +165,19 @@ query = "dagster"
 
 
 def test_bad_campaign_entry_is_reported_and_the_rest_run(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+    demo_sandbox: SandboxProcess,
+    instance: DagsterInstance,
+    env: Path,
+    settings: Settings,
+    make_settings: MakeSettings,
 ) -> None:
     campaigns = env / "campaigns.toml"
     campaigns.write_text(
-        get_settings().campaigns_file.read_text()
+        settings.campaigns_file.read_text()
         + '\n[[campaigns]]\nname = "bad one"\naccount = "brand"\nquery = "x"\n'
     )
-    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
-    get_settings.cache_clear()
 
-    result = run_reply_job(instance)
+    result = run_reply_job(instance, make_settings(campaigns_file=campaigns))
 
     assert set(reports(result)) == {"dagster_mentions", "pipeline_questions"}
     warnings = [
@@ -184,20 +203,20 @@ def test_bad_campaign_entry_is_reported_and_the_rest_run(
 
 
 def test_a_run_whose_every_campaign_was_refused_fails_naming_each(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, env: Path, monkeypatch
+    demo_sandbox: SandboxProcess,
+    instance: DagsterInstance,
+    env: Path,
+    make_settings: MakeSettings,
 ) -> None:
-    campaigns = env / "campaigns.toml"
-    campaigns.write_text(
-        '[accounts.brand]\nplatform = "mastodon"\ninstance_url = "${SOCIAL_SANDBOX_URL}"\n'
-        'token_env = "SOCIAL_SANDBOX_TOKEN"\n\n'
-        '[[campaigns]]\nname = "too_greedy"\naccount = "brand"\nquery = "dagster"\n'
+    files = write_files(
+        env,
+        campaigns='[[campaigns]]\nname = "too_greedy"\naccount = "brand"\nquery = "dagster"\n'
         "max_replies = 1000\n\n"
-        '[[campaigns]]\nname = "lost"\naccount = "ghost"\nquery = "dagster"\n'
+        '[[campaigns]]\nname = "lost"\naccount = "ghost"\nquery = "dagster"\n',
     )
-    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(campaigns))
-    get_settings.cache_clear()
+    campaigns = files["campaigns_file"]
 
-    result = run_reply_job(instance, raise_on_error=False)
+    result = run_reply_job(instance, make_settings(**files), raise_on_error=False)
 
     assert not result.success
     [failure] = [event for event in result.all_events if event.is_step_failure]
@@ -219,13 +238,13 @@ def test_a_run_whose_every_campaign_was_refused_fails_naming_each(
     assert _posted(demo_sandbox) == []
 
 
-def test_schedule_requests_the_window_that_just_ended(env: Path) -> None:
+def test_schedule_requests_the_window_that_just_ended(settings: Settings) -> None:
     from datetime import UTC, datetime
 
-    from social_pipelines.definitions import defs
+    from social_pipelines.definitions import build_resources
     from social_pipelines.schedules import reply_schedule
 
-    resources = {"platforms": defs.resources["platforms"]}
+    resources = {"platforms": build_resources(settings)["platforms"]}
     when = datetime(2026, 11, 23, 10, tzinfo=UTC)
     with build_schedule_context(scheduled_execution_time=when, resources=resources) as context:
         request = reply_schedule(context)
@@ -234,7 +253,7 @@ def test_schedule_requests_the_window_that_just_ended(env: Path) -> None:
     assert request.partition_key == "2026-11-23-08:00"
 
 
-def test_dagster_definitions_validate(env: Path) -> None:
+def test_dagster_definitions_validate(process_env: dict[str, str]) -> None:
     dagster = Path(sys.executable).with_name("dagster")
     completed = subprocess.run(
         [str(dagster), "definitions", "validate", "-m", "social_pipelines.definitions"],
@@ -242,5 +261,6 @@ def test_dagster_definitions_validate(env: Path) -> None:
         text=True,
         timeout=180,
         check=False,
+        env=process_env,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr

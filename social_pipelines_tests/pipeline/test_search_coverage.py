@@ -13,22 +13,18 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.settings import get_settings
-from social_pipelines_tests.pipeline.helpers import reports, run_reply_job
+from social_pipelines.settings import Settings
+from social_pipelines_tests.pipeline.conftest import MakeSettings
+from social_pipelines_tests.pipeline.helpers import reports, run_reply_job, write_files
 
 MATCHES = 120
 
 
 @pytest.fixture
-def zebra_campaign(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = env / "campaigns.toml"
-    path.write_text(
-        """
-[accounts.brand]
-platform = "mastodon"
-instance_url = "${SOCIAL_SANDBOX_URL}"
-token_env = "SOCIAL_SANDBOX_TOKEN"
-
+def zebra_settings(env: Path, make_settings: MakeSettings) -> Settings:
+    files = write_files(
+        env,
+        campaigns="""
 [[campaigns]]
 name = "zebras"
 account = "brand"
@@ -39,11 +35,8 @@ max_age_hours = 24
 # Our replies contain the query: they match the search too.
 template = "Thanks @{author}, happy to help with {query} questions!"
 """,
-        encoding="utf-8",
     )
-    monkeypatch.setenv("SOCIAL_CAMPAIGNS_FILE", str(path))
-    get_settings.cache_clear()
-    return path
+    return make_settings(**files)
 
 
 def _windows() -> tuple[str, str]:
@@ -76,13 +69,13 @@ def _warnings(instance: DagsterInstance, run_id: str) -> list[str]:
 
 
 def test_120_matches_are_all_answered_over_two_windows(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_settings: Settings
 ) -> None:
     demo_sandbox.reset()
     targets = set(_seed_matches(demo_sandbox, MATCHES))
     earlier, later = _windows()
 
-    first = run_reply_job(instance, partition_key=earlier)
+    first = run_reply_job(instance, zebra_settings, partition_key=earlier)
     assert reports(first)["zebras"].new == 100
     selected = _metadata(first, "select_candidates[zebras]")
     assert selected["skipped_over_max_replies"] == 20
@@ -92,7 +85,7 @@ def test_120_matches_are_all_answered_over_two_windows(
     searched = _metadata(first, "search_posts[zebras]")
     assert searched["found"] == MATCHES and searched["search_complete"] is True
 
-    second = run_reply_job(instance, partition_key=later)
+    second = run_reply_job(instance, zebra_settings, partition_key=later)
     assert reports(second)["zebras"].new == 20
     searched = _metadata(second, "search_posts[zebras]")
     # Our 100 replies match "zebra" too; they are skipped, not counted against the limit.
@@ -104,14 +97,13 @@ def test_120_matches_are_all_answered_over_two_windows(
 
 
 def test_a_search_stopped_by_its_limit_says_what_it_left(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_settings: Settings
 ) -> None:
     demo_sandbox.reset()
     _seed_matches(demo_sandbox, 60)
-    zebra_campaign.write_text(
-        zebra_campaign.read_text().replace("search_limit = 200", "search_limit = 50")
-    )
-    result = run_reply_job(instance, partition_key=_windows()[1])
+    campaigns = zebra_settings.campaigns_file
+    campaigns.write_text(campaigns.read_text().replace("search_limit = 200", "search_limit = 50"))
+    result = run_reply_job(instance, zebra_settings, partition_key=_windows()[1])
     searched = _metadata(result, "search_posts[zebras]")
     assert searched["found"] == 50
     assert searched["search_complete"] is False
@@ -124,9 +116,9 @@ def test_a_search_stopped_by_its_limit_says_what_it_left(
 
 
 def test_a_search_that_finds_nothing_says_so(
-    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_campaign: Path
+    demo_sandbox: SandboxProcess, instance: DagsterInstance, zebra_settings: Settings
 ) -> None:
     demo_sandbox.reset()
-    result = run_reply_job(instance, partition_key=_windows()[1])
+    result = run_reply_job(instance, zebra_settings, partition_key=_windows()[1])
     assert reports(result)["zebras"].new == 0
     assert any("found no posts" in w for w in _warnings(instance, result.run_id))

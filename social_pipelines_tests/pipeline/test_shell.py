@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from social_pipelines.sandbox.process import PACKAGE_ROOT, SandboxProcess
@@ -25,7 +26,12 @@ def _readme_command(prefix: str) -> list[str]:
     return shlex.split(line)
 
 
-def test_the_readme_runs_one_window_from_the_shell(demo_sandbox: SandboxProcess, env: Path) -> None:
+def test_the_readme_runs_one_window_from_the_shell(
+    demo_sandbox: SandboxProcess,
+    env: Path,
+    process_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     command = _readme_command(".venv/bin/dg launch ")
     partition = command[command.index("--partition") + 1]
     # env: DAGSTER_HOME is a fresh directory, the sandbox and state store are the test's.
@@ -41,12 +47,15 @@ def test_the_readme_runs_one_window_from_the_shell(demo_sandbox: SandboxProcess,
         text=True,
         timeout=120,
         check=False,
+        env=process_env,
     )
 
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     assert "Traceback" not in output
     assert "SupersessionWarning" not in output
+    # The embedded dagster.yaml names its storage by {env: DAGSTER_HOME}, here too.
+    monkeypatch.setenv("DAGSTER_HOME", str(env))
     with DagsterInstance.from_config(str(env)) as instance:
         [run] = instance.get_runs()
         assert run.job_name == "reply_job"

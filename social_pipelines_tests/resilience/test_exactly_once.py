@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from social_pipelines.campaigns import AccountConfig
 from social_pipelines.delivery import Deliverer, Outcome
 from social_pipelines.models import DeliveryKind, DeliveryState, Draft, delivery_id
-from social_pipelines.resilience.guards import Guards
+from social_pipelines.platforms.mastodon import MastodonAccount
+from social_pipelines.resilience.connector import Connector
 from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines.store import StateStore
 from social_pipelines.store.ledger import QuotaRule
@@ -30,27 +29,23 @@ FAST = {
 @pytest.fixture
 def world(sandbox: SandboxProcess, tmp_path: Path) -> Iterator[dict]:  # noqa: F811
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    guards = Guards(store, bucket_path=tmp_path / "buckets.db", overrides={"mastodon": FAST})
-    account = AccountConfig(
+    connector = Connector(store, bucket_path=tmp_path / "buckets.db", overrides={"mastodon": FAST})
+    account = MastodonAccount(
         name="brand", platform="mastodon", instance_url=sandbox.url, token_env="T"
     )
-    platform = guards.connect(account, sandbox_token(), timeout=1.0)
+    platform = connector.connect(account, variables={"T": "sandbox-token-brand"}, timeout=1.0)
     seeded = sandbox.seed(
         [{"key": f"p{i}", "author": "datadiana", "text": f"dagster question {i}"} for i in range(6)]
     )
     yield {
         "store": store,
-        "guards": guards,
+        "connector": connector,
         "platform": platform,
         "targets": seeded["statuses"],
         "identity": platform.whoami(),
     }
     platform.close()
-    guards.limits.close()
-
-
-def sandbox_token() -> SecretStr:
-    return SecretStr("sandbox-token-brand")
+    connector.limits.close()
 
 
 def draft_for(world: dict, target: str, text: str = "thanks!") -> Draft:
@@ -156,5 +151,5 @@ def test_open_circuit_defers_and_sends_nothing(world: dict, sandbox: SandboxProc
     assert sandbox.stats()["requests"] == requests_when_open  # fail fast, nothing sent
     assert {r.outcome for r in results} <= {Outcome.FAILED, Outcome.DEFERRED}
     assert sandbox.posted() == []
-    snapshot = world["guards"].breaker("mastodon", "brand").snapshot()
+    snapshot = world["connector"].breaker("mastodon", "brand").snapshot()
     assert snapshot.is_open and snapshot.reset_at is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from social_pipelines.delivery import DEFAULT_LEASE, Deliverer, Outcome
+from social_pipelines.delivery import DEFAULT_LEASE, Deliverer, Outcome, Sender
 from social_pipelines.errors import (
     AuthExpired,
     Duplicate,
@@ -22,19 +22,15 @@ from social_pipelines.errors import (
 )
 from social_pipelines.models import (
     CreatePost,
+    Delivery,
     DeliveryKind,
     DeliveryState,
     Draft,
-    Identity,
-    MediaRef,
-    MediaUpload,
-    PlatformLimits,
     Published,
-    SearchResult,
     SocialPost,
+    content_hash,
     delivery_id,
 )
-from social_pipelines.platforms.base import Platform
 from social_pipelines.store.ledger import ClaimResult, Ledger, QuotaRule
 from social_pipelines.store.state import StateStore
 
@@ -75,19 +71,7 @@ class FakePlatform:
         self.posts.append(stored)
         return stored
 
-    # -- Platform ----------------------------------------------------------------------
-
-    def whoami(self) -> Identity:
-        return Identity(platform=self.name, account_id="109", handle="brand", domain="fake.example")
-
-    def limits(self) -> PlatformLimits:
-        return PlatformLimits(max_characters=500)
-
-    def text_length(self, text: str) -> int:
-        return len(text)
-
-    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
-        return SearchResult(posts=[])
+    # -- what the deliverer uses --------------------------------------------------------
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
         self.creates.append((post, idempotency_key))
@@ -99,18 +83,19 @@ class FakePlatform:
         stored = self._store(post)
         return Published(remote_id=stored.id, url=stored.url, created_at=stored.created_at)
 
-    def upload_media(self, media: MediaUpload) -> MediaRef:
-        raise NotImplementedError
-
-    def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
+    def find_delivery(self, delivery: Delivery) -> Published | None:
+        """Like an adapter: a reply by the post it answers, a publish by its content."""
         self.listed += 1
         if self.list_failure is not None:
             raise self.list_failure
-        newest_first = reversed(self.posts)
-        return [post for post in newest_first if post.created_at >= since][:limit]
-
-    def close(self) -> None:
-        pass
+        for post in reversed(self.posts):
+            if delivery.kind == DeliveryKind.REPLY:
+                found = post.in_reply_to_id == delivery.subject
+            else:
+                found = content_hash(post.text) == content_hash(delivery.text)
+            if found:
+                return Published(remote_id=post.id, url=post.url, created_at=post.created_at)
+        return None
 
 
 def _draft(subject: str = "their-post-1", text: str = "@alice thanks!", **kw: object) -> Draft:
@@ -162,8 +147,9 @@ def deliverer(ledger: Ledger, platform: FakePlatform) -> Deliverer:
     return Deliverer(ledger, platform, run_id="run-1", settle=timedelta(0), reconciles_in_step=0)
 
 
-def test_the_fake_is_a_platform(platform: FakePlatform) -> None:
-    assert isinstance(platform, Platform)
+def test_the_fake_is_what_a_deliverer_sends_through(platform: FakePlatform) -> None:
+    sender: Sender = platform  # checked by the type checker
+    assert sender.name == "fake"
 
 
 def test_sent_once_then_already_sent(

@@ -22,6 +22,7 @@ from social_pipelines.errors import (
 from social_pipelines.models import CreatePost, Published
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonPlatform
+from social_pipelines_tests.doors import RecordingDoor
 
 BASE = "https://social.example"
 TOKEN = "tok-SECRET-5f3a9c"
@@ -42,19 +43,14 @@ def api() -> Iterator[respx.MockRouter]:
 
 
 @pytest.fixture
-def observed() -> list[tuple[str, RateLimitInfo]]:
-    return []
+def door() -> RecordingDoor:
+    return RecordingDoor()
 
 
 @pytest.fixture
-def mastodon(
-    api: respx.MockRouter, observed: list[tuple[str, RateLimitInfo]]
-) -> Iterator[MastodonPlatform]:
-    platform = MastodonPlatform(
-        BASE + "/", TOKEN, timeout=2, on_rate_limit=lambda e, i: i and observed.append((e, i))
-    )
-    yield platform
-    platform.close()
+def mastodon(api: respx.MockRouter, door: RecordingDoor) -> Iterator[MastodonPlatform]:
+    with MastodonPlatform(BASE + "/", TOKEN, door=door, timeout=2) as platform:
+        yield platform
 
 
 def _create(mastodon: MastodonPlatform) -> Published:
@@ -146,7 +142,7 @@ def test_429_is_rate_limited_with_retry_after(
 def test_429_takes_mastodons_reset_header_and_reports_it(
     api: respx.MockRouter,
     mastodon: MastodonPlatform,
-    observed: list[tuple[str, RateLimitInfo]],
+    door: RecordingDoor,
 ) -> None:
     reset = (datetime.now(UTC) + timedelta(minutes=4)).replace(microsecond=0)
     api.get(SEARCH).respond(
@@ -160,7 +156,7 @@ def test_429_takes_mastodons_reset_header_and_reports_it(
     with pytest.raises(RateLimited) as caught:
         _search(mastodon)
     assert 230 <= caught.value.retry_after <= 240
-    assert observed == [("search", RateLimitInfo(300, 0, reset))]
+    assert door.observed == [("search", RateLimitInfo(300, 0, reset))]
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
@@ -253,7 +249,7 @@ def test_an_instance_nobody_listens_on_is_named_in_the_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    platform = MastodonPlatform(f"http://127.0.0.1:{port}", TOKEN, timeout=2)
+    platform = MastodonPlatform(f"http://127.0.0.1:{port}", TOKEN, door=RecordingDoor(), timeout=2)
     try:
         with pytest.raises(Transient) as caught:
             platform.search("secret-query-q7", limit=5, since=datetime(2025, 1, 1, tzinfo=UTC))
@@ -294,7 +290,7 @@ def test_identity_and_limits_come_from_the_instance(
     limits = mastodon.limits()
     assert (limits.max_characters, limits.characters_per_url) == (1000, 30)
     assert limits.image_mime_types == ("image/png",)
-    assert mastodon.text_length("see https://example.com/x") == 4 + 30
+    assert mastodon.text_length("see https://example.com/x", limits) == 4 + 30
 
 
 def _status(number: int, created: datetime, reply_to: str | None = None) -> dict:

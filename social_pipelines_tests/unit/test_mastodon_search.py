@@ -11,12 +11,13 @@ import pytest
 
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines_tests.doors import RecordingDoor
 from social_pipelines_tests.sandbox.fixtures import sandbox, sandbox_server  # noqa: F401
 
 
 @pytest.fixture
 def brand(sandbox: SandboxProcess) -> Iterator[MastodonPlatform]:  # noqa: F811
-    platform = MastodonPlatform(sandbox.url, "sandbox-token-brand", timeout=5)
+    platform = MastodonPlatform(sandbox.url, "sandbox-token-brand", door=RecordingDoor(), timeout=5)
     yield platform
     platform.close()
 

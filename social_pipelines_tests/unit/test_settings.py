@@ -141,7 +141,8 @@ def test_policy_overrides_from_nested_variables(monkeypatch: pytest.MonkeyPatch)
     [
         ("SOCIAL_POLICIES__MASTODON__NO_SUCH_FIELD", "1", "unknown field(s) ['no_such_field']"),
         ("SOCIAL_POLICIES__MASTODON__BREAKER_RESET_SECONDS", "-1", "greater than 0"),
-        ("SOCIAL_POLICIES", '{"x": {"retry_attempts": 0}}', "x.retry_attempts"),
+        ("SOCIAL_POLICIES", '{"mastodon": {"retry_attempts": 0}}', "mastodon.retry_attempts"),
+        ("SOCIAL_POLICIES__MYSPACE__RETRY_ATTEMPTS", "2", "no adapter for platform 'myspace'"),
     ],
 )
 def test_a_bad_policy_names_the_variable(

@@ -1,6 +1,7 @@
-"""Building guarded platforms: one breaker per platform account, shared rate buckets.
+"""Connecting accounts to guarded platforms: one breaker per platform account, shared
+rate buckets, every request through the door.
 
-One `Guards` per process and state store: breakers and buckets are cheap handles onto
+One `Connector` per process and state store: breakers and buckets are cheap handles onto
 shared state (the store, the bucket file or tables), built in the process that uses them.
 """
 
@@ -12,15 +13,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+import httpx
 
-from social_pipelines.campaigns import AccountConfig
 from social_pipelines.log import Log
+from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.catalog import spec_for
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.platforms.registry import connect
 from social_pipelines.resilience.breaker import SharedBreaker
+from social_pipelines.resilience.door import AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
-from social_pipelines.resilience.limits import RateLimits, RequestGate
-from social_pipelines.resilience.policy import PlatformPolicy, policy_for
+from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.policy import policy_for
 from social_pipelines.store.state import StateStore
 
 
@@ -28,8 +32,8 @@ def breaker_name(platform: str, account: str) -> str:
     return f"{platform}:{account}"
 
 
-class Guards:
-    _instances: dict[tuple[int, str], Guards] = {}
+class Connector:
+    _instances: dict[tuple[int, str], Connector] = {}
     _lock = threading.Lock()
 
     def __init__(
@@ -54,7 +58,9 @@ class Guards:
         *,
         bucket_path: Path,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> Guards:
+    ) -> Connector:
+        """The process's connector for `store` (its buckets and breakers are shared
+        handles, built once per process)."""
         key = (os.getpid(), store.url)
         with cls._lock:
             if key not in cls._instances:
@@ -78,28 +84,39 @@ class Guards:
 
     def connect(
         self,
-        account: AccountConfig,
-        token: SecretStr,
+        account: AccountBase,
         *,
+        variables: Mapping[str, str] | None = None,
         timeout: float | None = None,
         log: Log | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> GuardedPlatform:
-        policy = self.policy(account.platform)
+        """`account` behind its breaker and retries, every request through its door.
 
-        gate = RequestGate(self.limits, account.platform, account.name, policy)
+        `variables` resolve the account's credentials (default: the environment);
+        `transport` replaces the network (the sandbox in process, a test's mock)."""
+        policy = self.policy(account.platform)
+        breaker = self.breaker(account.platform, account.name)
+        door = AccountDoor(
+            self.limits,
+            breaker,
+            platform=account.platform,
+            account=account.name,
+            policy=policy,
+            log=log,
+        )
         adapter = connect(
             account,
-            token,
+            variables=os.environ if variables is None else variables,
+            door=door,
             timeout=timeout or policy.call_timeout,
-            on_rate_limit=gate.answered,
-            before_request=gate,
+            transport=transport,
         )
         return GuardedPlatform(
             adapter,
             account=account.name,
             policy=policy,
-            breaker=self.breaker(account.platform, account.name),
-            limits=self.limits,
-            gate=gate,
+            breaker=breaker,
+            capabilities=spec_for(account.platform).capabilities,
             log=log,
         )
