@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from html.parser import HTMLParser
 
+import regex
+
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 REMOTE_MENTION = re.compile(r"(?<![\w@])(@[\w.]+)@[\w.-]+\w")
+GRAPHEME = regex.compile(r"\X")
 
 
 class _TextExtractor(HTMLParser):
@@ -37,12 +39,11 @@ def html_to_text(html: str) -> str:
 
 def counted_length(text: str, *, characters_per_url: int = 23) -> int:
     """Length the way Mastodon's validator counts it: every URL as a fixed weight, a remote
-    mention as its local part, the rest by (normalised) code point."""
-    text = unicodedata.normalize("NFC", text)
+    mention as its local part, the rest by grapheme cluster (what a reader sees as one
+    character: a flag, a family emoji, a letter with its accents)."""
     text = REMOTE_MENTION.sub(r"\1", text)
-    urls = URL_PATTERN.findall(text)
-    rest = URL_PATTERN.sub("", text)
-    return len(rest) + characters_per_url * len(urls)
+    text = URL_PATTERN.sub("x" * characters_per_url, text)
+    return len(GRAPHEME.findall(text))
 
 
 def fit_text(text: str, limit: int, length: Callable[[str], int] = len) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import regex
 
 URL_LENGTH = 23  # characters_reserved_per_url
 URL_RE = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]'\u2019]")
@@ -20,6 +21,7 @@ HASHTAG_RE = re.compile(r"(?<![\w/&#])#(\w*[^\W\d_]\w*)")
 TOKEN_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}|{HASHTAG_RE.pattern}")
 PARAGRAPH_SPLIT_RE = re.compile(r"\n\s*\n")
 URL_DISPLAY_LIMIT = 30
+GRAPHEME_RE = regex.compile(r"\X")
 
 
 @dataclass(frozen=True)
@@ -51,40 +53,16 @@ def _without_urls(text: str) -> str:
 
 
 def character_count(text: str, spoiler_text: str = "") -> int:
-    """Mastodon's count: URLs as 23, remote mentions as `@user`, grapheme clusters.
-
-    Python has no grapheme segmentation, so clusters are approximated: combining marks,
-    variation selectors, zero-width joiners (and what they join) and skin-tone modifiers
-    add nothing, and a pair of regional indicators (a flag) counts once.
-    """
+    """Mastodon's count (StatusLengthValidator): URLs as 23, remote mentions as `@user`, and
+    the grapheme clusters of spoiler and text joined, as Mastodon joins them."""
     body = URL_RE.sub("x" * URL_LENGTH, text)
     body = MENTION_RE.sub(lambda m: "@" + m.group(1), body)
-    return _graphemes(body) + _graphemes(spoiler_text)
+    return _graphemes(spoiler_text + body)
 
 
 def _graphemes(text: str) -> int:
-    count = 0
-    joined = False
-    regional_pending = False
-    for char in text:
-        code = ord(char)
-        if joined:
-            joined = False
-            continue
-        if code == 0x200D:
-            joined = True
-            continue
-        if unicodedata.combining(char) or 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF:
-            continue
-        if 0x1F1E6 <= code <= 0x1F1FF:
-            if regional_pending:
-                regional_pending = False
-                continue
-            regional_pending = True
-        else:
-            regional_pending = False
-        count += 1
-    return count
+    """Extended grapheme clusters (`\\X`), what Ruby's `grapheme_length` counts."""
+    return len(GRAPHEME_RE.findall(text))
 
 
 def render_html(text: str, base_url: str, mention_url: Callable[[Mention], str | None]) -> str:

@@ -1,18 +1,20 @@
 """Request parameters the way Rails reads them: query string, then form, multipart or JSON.
 
-Starlette's own form parser needs python-multipart, which the project does not depend on, so
-multipart bodies are split here with the standard library. Parameters keep Rails' quirks
-that clients trip over: `media_ids[]` is a list, a bare `media_ids` form field is ignored,
-and booleans are true unless they spell false.
+Multipart bodies go through Starlette's form parser (python-multipart); a part is an upload
+when it has a filename. Parameters keep Rails' quirks that clients trip over: `media_ids[]`
+is a list, a bare `media_ids` form field is ignored, and booleans are true unless they spell
+false.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from email.message import Message
 from urllib.parse import parse_qsl
 
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
@@ -94,41 +96,33 @@ async def read_params(request: Request) -> Params:
             for name, value in document.items():
                 params.add(str(name), value)
     elif media_type == "multipart/form-data":
-        _read_multipart(body, content_type, params)
+        await _read_multipart(request, content_type, params)
     else:
         for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             params.add(name, value)
     return params
 
 
-def _read_multipart(body: bytes, content_type: str, params: Params) -> None:
-    header = Message()
-    header["content-type"] = content_type
-    boundary = header.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
+async def _read_multipart(request: Request, content_type: str, params: Params) -> None:
+    """Fields as parameters, parts with a filename as uploads; unreadable -> `BadRequest`.
+
+    The body is already read and size-checked, so Starlette parses it from memory, and a
+    field may be as large as the body (Starlette's own cap of 1 MB per field is not Rails').
+    """
+    _, options = parse_options_header(content_type)
+    if not options.get(b"boundary"):  # checked here so that this answer keeps its words
         raise BadRequest("multipart body without a boundary")
-    delimiter = b"--" + boundary.encode("latin-1")
-    chunks = body.split(delimiter)
-    # chunks[0] is the preamble; the part after the closing delimiter starts with "--".
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break
-        chunk = chunk.removeprefix(b"\r\n").removesuffix(b"\r\n")
-        head, separator, data = chunk.partition(b"\r\n\r\n")
-        if not separator:
-            continue
-        part = Message()
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                part[name.strip()] = value.strip()
-        field_name = part.get_param("name", header="content-disposition")
-        if not isinstance(field_name, str):
-            continue
-        filename = part.get_param("filename", header="content-disposition")
-        declared = part.get("content-type")
-        if isinstance(filename, str) or (declared and not declared.startswith("text/plain")):
-            name = filename if isinstance(filename, str) else None
-            params.files[field_name] = Upload(name, declared, data)
-        else:
-            params.add(field_name, data.decode("utf-8", "replace"))
+    try:
+        async with request.form(max_part_size=MAX_BODY_BYTES) as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    params.files[name] = await _upload(value)
+                else:
+                    params.add(name, value)
+    except HTTPException as error:  # Starlette's answer to a body it cannot parse
+        raise BadRequest(error.detail) from error
+
+
+async def _upload(file: UploadFile) -> Upload:
+    """The bytes, read now: Starlette closes the form's spooled files with the form."""
+    return Upload(file.filename, file.content_type, await file.read())

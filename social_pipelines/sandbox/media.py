@@ -8,8 +8,10 @@ garbage fails here exactly as it would in production.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
+from io import BytesIO
+
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
 IMAGE_MATRIX_LIMIT = 33_177_600
@@ -34,6 +36,24 @@ EXTENSIONS = {
     "image/webp": "webp",
     "image/avif": "avif",
 }
+# The Pillow formats Mastodon takes, by the type it reports; Pillow tries no others.
+PILLOW_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+}
+# Pillow's JPEG opener names a JPEG with several frames (a camera's MPO) "MPO".
+PILLOW_MIME = {**PILLOW_FORMATS, "MPO": "image/jpeg"}
+HEIF_BRANDS = {
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"heim": "image/heic",
+    b"heis": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+}
 # A valid blurhash (the format's reference example): computing a real one needs pixels.
 PLACEHOLDER_BLURHASH = "LEHV6nWB2yk8pyo0adR*.7kCMdnj"
 
@@ -57,103 +77,39 @@ def inspect_image(data: bytes) -> ImageInfo:
     """Type and size of an upload, or `MediaRejected` with the message Mastodon gives."""
     if len(data) > IMAGE_SIZE_LIMIT:
         raise MediaRejected("Validation failed: File file size must be less than 16 MB")
-    mime = sniff_mime(data)
-    if mime is None:
-        raise MediaRejected("Validation failed: File content type is invalid")
-    size = dimensions(mime, data)
-    if size is None and mime in ("image/jpeg", "image/png", "image/gif", "image/webp"):
-        raise MediaRejected("Validation failed: File could not be processed")
-    width, height = size if size is not None else (None, None)
-    if width is not None and height is not None:
-        if width <= 0 or height <= 0:
-            raise MediaRejected("Validation failed: File could not be processed")
-        if width * height > IMAGE_MATRIX_LIMIT:
-            raise MediaRejected(
-                f"Validation failed: File dimensions {width}x{height} are too large"
-            )
+    mime = _heif_mime(data)
+    if mime is not None:
+        return ImageInfo(mime, None, None)
+    mime, (width, height) = _read_header(data)
+    if width * height > IMAGE_MATRIX_LIMIT:
+        raise MediaRejected(f"Validation failed: File dimensions {width}x{height} are too large")
     return ImageInfo(mime, width, height)
 
 
-def sniff_mime(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif"
-        if brand in (b"heic", b"heix", b"heim", b"heis"):
-            return "image/heic"
-        if brand in (b"mif1", b"msf1"):
-            return "image/heif"
-    return None
+def _read_header(data: bytes) -> tuple[str, tuple[int, int]]:
+    """Type and size from Pillow, which reads only the header until the pixels are asked for.
 
-
-def dimensions(mime: str, data: bytes) -> tuple[int, int] | None:
+    Pillow tells the type from the bytes, as Mastodon does; what it cannot identify (or is a
+    type Mastodon does not take) is refused as an invalid type, a header it recognises but
+    cannot read as a file that could not be processed.
+    """
     try:
-        if mime == "image/png":
-            return _png(data)
-        if mime == "image/gif":
-            return _gif(data)
-        if mime == "image/jpeg":
-            return _jpeg(data)
-        if mime == "image/webp":
-            return _webp(data)
-    except (struct.error, IndexError):
+        with Image.open(BytesIO(data), formats=list(PILLOW_FORMATS)) as image:
+            return PILLOW_MIME[image.format or ""], image.size
+    except UnidentifiedImageError as error:
+        raise MediaRejected("Validation failed: File content type is invalid") from error
+    except Image.DecompressionBombError as error:
+        # Far beyond the matrix limit: Pillow refuses before it hands the size over.
+        raise MediaRejected("Validation failed: File dimensions are too large") from error
+    except (OSError, ValueError, SyntaxError) as error:
+        raise MediaRejected("Validation failed: File could not be processed") from error
+
+
+def _heif_mime(data: bytes) -> str | None:
+    """HEIC or HEIF by the ISO-BMFF brand: Mastodon takes them, Pillow cannot read them."""
+    if data[4:8] != b"ftyp":
         return None
-    return None
-
-
-def _png(data: bytes) -> tuple[int, int] | None:
-    if data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
-
-
-def _gif(data: bytes) -> tuple[int, int]:
-    width, height = struct.unpack("<HH", data[6:10])
-    return int(width), int(height)
-
-
-def _jpeg(data: bytes) -> tuple[int, int] | None:
-    index = 2
-    while index + 4 <= len(data):
-        if data[index] != 0xFF:
-            return None
-        marker = data[index + 1]
-        if marker == 0xFF:
-            index += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            index += 2
-            continue
-        (length,) = struct.unpack(">H", data[index + 2 : index + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[index + 5 : index + 9])
-            return int(width), int(height)
-        index += 2 + length
-    return None
-
-
-def _webp(data: bytes) -> tuple[int, int] | None:
-    chunk = data[12:16]
-    if chunk == b"VP8 ":
-        width, height = struct.unpack("<HH", data[26:30])
-        return int(width) & 0x3FFF, int(height) & 0x3FFF
-    if chunk == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X":
-        width = int.from_bytes(data[24:27], "little") + 1
-        height = int.from_bytes(data[27:30], "little") + 1
-        return width, height
-    return None
+    return HEIF_BRANDS.get(data[8:12])
 
 
 def meta(width: int | None, height: int | None) -> dict[str, object]:

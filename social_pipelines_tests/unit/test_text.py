@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from social_pipelines.platforms.text import counted_length, fit_text, html_to_text
+from social_pipelines_tests.clusters import CLUSTERS
 
 
 @pytest.mark.parametrize(
@@ -45,12 +46,24 @@ def test_html_to_text(html: str, text: str) -> None:
         ("@alice@mastodon.social hi", len("@alice hi")),
         ("cc @bob", 7),  # a local mention counts as written
         ("mail bob@example.com", 20),  # an address is not a mention
-        ("cafe\u0301", 4),  # normalised: é is one character
+        ("cafe\u0301", 4),  # e and its combining accent are one character
         ("\U0001f600\U0001f600", 2),
     ],
 )
 def test_counted_length(text: str, length: int) -> None:
     assert counted_length(text) == length
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS.values(), ids=CLUSTERS.keys())
+def test_counted_length_counts_grapheme_clusters(cluster: str) -> None:
+    assert len(cluster) > 1
+    assert counted_length(cluster) == 1
+    assert counted_length(f"{cluster} and {cluster}{cluster}") == 8
+
+
+def test_counted_length_weighs_a_url_beside_clusters() -> None:
+    flag = CLUSTERS["flag"]
+    assert counted_length(f"{flag} https://example.com/{flag}") == 2 + 23
 
 
 def test_counted_length_takes_the_platform_url_weight() -> None:
