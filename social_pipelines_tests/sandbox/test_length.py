@@ -7,6 +7,7 @@ import pytest
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines_tests.clusters import CLUSTERS
+from social_pipelines_tests.doors import RecordingDoor
 
 TOO_LONG = "Validation failed: Text character limit of {limit} exceeded"
 
@@ -49,16 +50,16 @@ def test_spoiler_and_text_share_the_limit_in_clusters(sandbox: SandboxProcess):
 def test_the_adapter_counts_as_the_sandbox_does(sandbox: SandboxProcess, cluster: str):
     """The core's length (the reply template fits text with it) and the sandbox's verdict
     agree on clusters beside a URL and a remote mention."""
-    platform = MastodonPlatform(sandbox.url, sandbox.token(), timeout=5)
-    try:
-        limit = platform.limits().max_characters
+    with MastodonPlatform(
+        sandbox.url, sandbox.token(), door=RecordingDoor(), timeout=5
+    ) as platform:
+        limits = platform.limits()
+        limit = limits.max_characters
         lead = f"@datadiana@other.example see https://example.com/{'a' * 80} "
-        text = lead + cluster * (limit - platform.text_length(lead))
-        assert platform.text_length(text) == limit
-        assert platform.text_length(text + cluster) == limit + 1
-        with sandbox.client() as client:
-            assert client.post("/api/v1/statuses", data={"status": text}).status_code == 200
-            over = client.post("/api/v1/statuses", data={"status": text + cluster})
-            assert over.status_code == 422
-    finally:
-        platform.close()
+        text = lead + cluster * (limit - platform.text_length(lead, limits))
+        assert platform.text_length(text, limits) == limit
+        assert platform.text_length(text + cluster, limits) == limit + 1
+    with sandbox.client() as client:
+        assert client.post("/api/v1/statuses", data={"status": text}).status_code == 200
+        over = client.post("/api/v1/statuses", data={"status": text + cluster})
+        assert over.status_code == 422

@@ -11,6 +11,7 @@ from PIL import Image, features
 from social_pipelines.models import MediaUpload
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines_tests.doors import RecordingDoor
 
 INVALID_TYPE = "Validation failed: File content type is invalid"
 NOT_PROCESSED = "Validation failed: File could not be processed"
@@ -100,11 +101,10 @@ def test_a_heic_is_taken_by_its_brand_without_a_size(sandbox: SandboxProcess):
 def test_the_adapter_uploads_a_jpeg(sandbox: SandboxProcess):
     """The project's own Mastodon client, multipart and all, against the sandbox."""
     data = image_bytes("JPEG", 6, 4)
-    platform = MastodonPlatform(sandbox.url, sandbox.token(), timeout=5)
-    try:
+    with MastodonPlatform(
+        sandbox.url, sandbox.token(), door=RecordingDoor(), timeout=5
+    ) as platform:
         ref = platform.upload_media(MediaUpload(data=data, mime_type="image/jpeg", alt_text="A"))
-    finally:
-        platform.close()
     assert ref.url.endswith("/original.jpg")
     assert httpx.get(ref.url).content == data
     with sandbox.client() as client:
