@@ -80,9 +80,9 @@ def demo(args: argparse.Namespace) -> int:
         )
         if not result.success:
             failures = [
-                f"{event.step_key}: {event.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+                f"{event.step_key}: {error.message.strip()}"
                 for event in result.all_events
-                if event.is_step_failure
+                if event.is_step_failure and (error := event.step_failure_data.error) is not None
             ]
             print(f"reply_job failed (run {result.run_id}):", file=sys.stderr)
             for failure in failures or ["see the run in the Dagster UI"]:

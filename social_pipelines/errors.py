@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import TypedDict, Unpack
 
 ERROR_EXCERPT_LIMIT = 2048
 SUMMARY_LIMIT = 200
@@ -90,6 +91,14 @@ def summarize(text: str | None, limit: int = SUMMARY_LIMIT) -> str:
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
+class ErrorFields(TypedDict, total=False):
+    """The keyword arguments every `SocialError` takes, for subclasses that forward them."""
+
+    platform: str
+    status_code: int | None
+    detail: str
+
+
 class SocialError(Exception):
     """Base of everything the project decides on.
 
@@ -145,8 +154,10 @@ class RateLimited(SocialError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **kwargs: Unpack[ErrorFields]
+    ) -> None:
+        super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
     @property
@@ -159,8 +170,10 @@ class RateLimited(SocialError):
 class QuotaExhausted(SocialError):
     """A posting quota (ours or the platform's) is used up until a known time."""
 
-    def __init__(self, message: str, *, until: datetime | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, until: datetime | None = None, **kwargs: Unpack[ErrorFields]
+    ) -> None:
+        super().__init__(message, **kwargs)
         self.until = until
 
 
@@ -196,8 +209,10 @@ class Rejected(SocialError):
 class CircuitOpen(SocialError):
     """Our breaker for this platform and account is open until `until`."""
 
-    def __init__(self, message: str, *, until: datetime | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, until: datetime | None = None, **kwargs: Unpack[ErrorFields]
+    ) -> None:
+        super().__init__(message, **kwargs)
         self.until = until
 
 

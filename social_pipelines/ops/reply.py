@@ -114,7 +114,7 @@ def plan_campaigns(
     )
     metadata = _refusal_metadata(refused) if refused else {}
     for campaign in campaigns:
-        overrides = {}
+        overrides: dict[str, object] = {}
         if config.query:
             overrides["query"] = config.query
         if config.max_replies is not None:
@@ -146,9 +146,9 @@ def _nothing_to_run(book: CampaignBook) -> str:
     return "\n".join(lines)
 
 
-def _refusal_metadata(refused: list[CampaignProblem]) -> dict[str, object]:
+def _refusal_metadata(refused: list[CampaignProblem]) -> dict[str, MetadataValue]:
     return {
-        "refused_campaigns": len(refused),
+        "refused_campaigns": MetadataValue.int(len(refused)),
         "refused": MetadataValue.json([problem.as_metadata() for problem in refused[:100]]),
     }
 

@@ -153,7 +153,8 @@ class MastodonPlatform:
 
     def _instance_info(self) -> dict[str, Any]:
         if self._instance is None:
-            self._instance = self._request("GET", "/api/v2/instance", endpoint="read")
+            instance: dict[str, Any] = self._request("GET", "/api/v2/instance", endpoint="read")
+            self._instance = instance
         return self._instance
 
     def whoami(self) -> Identity:

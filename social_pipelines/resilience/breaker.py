@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import pybreaker
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from social_pipelines.errors import PLATFORM_UNWELL, CircuitOpen
 from social_pipelines.store.engine import for_writing
@@ -83,7 +84,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
                                 updated_at=self.clock(),
                             )
                         )
-                except sa.exc.IntegrityError:
+                except IntegrityError:
                     pass  # another process created it first
 
     def _row(self) -> sa.Row:
@@ -162,8 +163,8 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         return self._row().opened_at
 
     @opened_at.setter
-    def opened_at(self, value: datetime) -> None:
-        self._update(opened_at=value)
+    def opened_at(self, datetime: datetime) -> None:  # the parameter named as in pybreaker
+        self._update(opened_at=datetime)
 
     # -- ours ------------------------------------------------------------------------------
 

@@ -20,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from filelock import FileLock
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import AbstractBucket, Duration, Limiter, Rate
 from pyrate_limiter.buckets import SQLiteBucket
+from sqlalchemy.exc import IntegrityError
 
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
@@ -33,6 +35,11 @@ from social_pipelines.resilience.budget import AnnouncedBudget, Permit
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.ledger import Clock, utcnow
 from social_pipelines.store.schema import rate_blocks
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg.rows import TupleRow
+    from psycopg_pool import ConnectionPool
 
 Sleep = Callable[[float], None]
 # Asked before every request: built once (building it per call cost more than running it).
@@ -114,7 +121,7 @@ class RateLimits:
         self.sleep = sleep
         self.budget = AnnouncedBudget(engine, clock=clock, sleep=sleep)
         self._limiters: dict[tuple[int, str], Limiter] = {}
-        self._pool = None
+        self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._guard = threading.Lock()
 
     # -- buckets ---------------------------------------------------------------------------
@@ -130,7 +137,7 @@ class RateLimits:
                 self._limiters[slot] = limiter
             return limiter
 
-    def _bucket(self, key: str, rates: list[Rate]) -> object:
+    def _bucket(self, key: str, rates: list[Rate]) -> AbstractBucket:
         table = _table_name(key)
         if self.postgres_url is not None:
             from psycopg_pool import ConnectionPool
@@ -147,7 +154,9 @@ class RateLimits:
             rates, table=table, db_path=str(self.sqlite_path), use_file_lock=True
         )
         # Swap in the fair lock (same file) for pyrate-limiter's default one.
-        bucket.lock = _FairFileLock(str(self.sqlite_path) + ".lock")
+        # pyrate-limiter annotates `lock` as an RLock, yet stores its own FileLock there with
+        # use_file_lock: anything with acquire/release will do.
+        bucket.lock = _FairFileLock(str(self.sqlite_path) + ".lock")  # pyright: ignore[reportAttributeAccessIssue]
         return bucket
 
     @staticmethod
@@ -238,7 +247,7 @@ class RateLimits:
                                     bucket=key, blocked_until=until, reason=reason, updated_at=now
                                 )
                             )
-                    except sa.exc.IntegrityError:
+                    except IntegrityError:
                         pass  # a concurrent block of the same bucket won; it is as long
 
     def close(self) -> None:

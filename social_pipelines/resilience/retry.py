@@ -19,6 +19,7 @@ from tenacity import (
     stop_after_delay,
     wait_exponential_jitter,
 )
+from tenacity import sleep as tenacity_sleep
 
 from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
 from social_pipelines.log import Log
@@ -74,12 +75,11 @@ def retrying(
     sleep: Callable[[float], None] | None = None,
 ) -> Retrying:
     """A tenacity `Retrying` bounded in attempts and total time; every repeat is logged."""
-    extra = {"sleep": sleep} if sleep is not None else {}
     return Retrying(
         retry=retry_if_exception(lambda error: is_safe_to_repeat(error, policy=policy)),
         before_sleep=_log_repeat(log or _LOG, what),
         wait=_wait(policy),
         stop=stop_after_attempt(policy.retry_attempts) | stop_after_delay(policy.retry_max_seconds),
         reraise=True,
-        **extra,
+        sleep=sleep or tenacity_sleep,
     )

@@ -32,7 +32,7 @@ def protocol_class() -> type[asyncio.Protocol]:
 
         base = H11Protocol
 
-    class TransportExposingProtocol(base):  # type: ignore[misc, valid-type]
+    class TransportExposingProtocol(base):
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             inner: ASGIApp = self.app

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from social_pipelines.errors import ConfigError
 
@@ -73,19 +75,19 @@ def create_engine(url: str) -> sa.Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as error:
+    except ArgumentError as error:
         raise ConfigError(f"SOCIAL_DATABASE_URL is not a database URL: {error}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; issue it ourselves: IMMEDIATE
         # (the write lock up front, so a read-then-write cannot deadlock) for writing
         # transactions, a plain BEGIN for reads so they never queue behind writers.
-        sa.event.listen(engine, "begin", _begin_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
 
-        @sa.event.listens_for(engine, "connect")
+        @event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_connection: Any, _record: object) -> None:
             dbapi_connection.isolation_level = None
 
