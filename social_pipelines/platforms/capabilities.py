@@ -106,7 +106,8 @@ class Reconciler(Adapter, Protocol):
         ...
 
 
-CAPABILITY_PROTOCOLS: Mapping[Capability, type[Adapter]] = {
+# The protocol whose methods each capability needs (protocol classes, for isinstance).
+CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
     Capability.SEARCH: Searcher,
     Capability.REPLY: Poster,
     Capability.PUBLISH: Poster,

@@ -48,7 +48,8 @@ RECONCILE_LIMIT = 5000
 class MastodonAccount(AccountBase):
     """`[accounts.NAME]` with `platform = "mastodon"`."""
 
-    platform: Literal["mastodon"]
+    # Frozen, so never reassigned: the literal narrows the base's `str` for the tagged union.
+    platform: Literal["mastodon"]  # pyright: ignore[reportIncompatibleVariableOverride]
     instance_url: str = Field(description="the server's base URL; ${VARIABLE} references allowed")
     token_env: str = Field(
         pattern=ENV_NAME_PATTERN, description="environment variable holding the access token"
