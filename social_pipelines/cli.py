@@ -14,26 +14,31 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from social_pipelines.delivery import NEW, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryState
 from social_pipelines.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from social_pipelines.replies.steps import CampaignReport
 
 
 def _sandbox_db(settings: Settings) -> Path:
     return settings.dagster_home / "sandbox.db"
 
 
-def _print_reports(reports: list) -> tuple[int, int]:  # list[CampaignReport]
+def _print_reports(reports: list[CampaignReport]) -> tuple[int, int]:
     new = already = 0
     for report in reports:
         for reply in report.replies:
-            if reply.outcome in ("sent", "reconciled"):
+            if reply.outcome in NEW:
                 print(f"replied [{report.campaign}] {reply.url}")
                 print(f"    to {reply.in_reply_to_url}: {reply.text}")
-            elif reply.outcome == "dry_run":
+            elif reply.outcome == Outcome.DRY_RUN:
                 print(f"would reply [{report.campaign}] to {reply.in_reply_to_url}: {reply.text}")
-            elif reply.outcome not in ("already_sent",):
+            elif reply.outcome != Outcome.ALREADY_SENT:
                 print(f"{reply.outcome} [{report.campaign}] {reply.in_reply_to_url}: {reply.error}")
         new += report.new
         already += report.already_answered

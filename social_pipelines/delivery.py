@@ -87,9 +87,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # retryable; a later attempt will send it
     UNKNOWN = "unknown"  # may be out; the next attempt reconciles first
     DEAD = "dead"
+    DRY_RUN = "dry_run"  # nothing sent or recorded: what a real run would send
 
 
-SETTLED = frozenset({Outcome.SENT, Outcome.RECONCILED, Outcome.ALREADY_SENT, Outcome.DEAD})
+SETTLED = frozenset(
+    {Outcome.SENT, Outcome.RECONCILED, Outcome.ALREADY_SENT, Outcome.DEAD, Outcome.DRY_RUN}
+)
+NEW = frozenset({Outcome.SENT, Outcome.RECONCILED})  # out because of this step
+UNSETTLED = frozenset({Outcome.FAILED, Outcome.UNKNOWN})  # a retry of the step may settle
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,58 @@ class DeliveryResult:
     error: str = ""
     error_kind: str = ""
     not_before: datetime | None = None
+    # What a person recognises the delivery by (the post answered, the outbox target).
+    label: str = ""
 
     @property
     def settled(self) -> bool:
         """True when nothing more will happen to this delivery without a person."""
         return self.outcome in SETTLED
+
+    def described(self) -> str:
+        """One line for a log or a failure: outcome, what it was for, why."""
+        return f"{self.outcome}: {self.label or self.delivery_id}" + (
+            f": {self.error}" if self.error else ""
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What a posting step did, delivery by delivery: what every posting op reports and
+    what decides how its step ends (`ops/settle.py`)."""
+
+    results: tuple[DeliveryResult, ...] = ()
+
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        return DeliveryReport(self.results + other.results)
+
+    def of(self, *outcomes: Outcome) -> list[DeliveryResult]:
+        return [result for result in self.results if result.outcome in outcomes]
+
+    def count(self, *outcomes: Outcome) -> int:
+        return len(self.of(*outcomes))
+
+    @property
+    def new(self) -> int:
+        return self.count(*NEW)
+
+    @property
+    def unsettled(self) -> list[DeliveryResult]:
+        return self.of(*UNSETTLED)
+
+    @property
+    def dead(self) -> list[DeliveryResult]:
+        return self.of(Outcome.DEAD)
+
+    @property
+    def deferred_until(self) -> datetime | None:
+        """The earliest time a deferred delivery may go."""
+        times = [r.not_before for r in self.of(Outcome.DEFERRED) if r.not_before]
+        return min(times) if times else None
+
+    def outcomes(self) -> dict[Outcome, int]:
+        """How many of each outcome, in the enum's order."""
+        return {outcome: n for outcome in Outcome if (n := self.count(outcome))}
 
 
 def _what(record: DeliveryRecord) -> str:

@@ -4,12 +4,13 @@ Everything needed to send is in the ledger row (text, account, what it answers),
 delivery deferred past its quota window is sent even if search no longer finds its post.
 """
 
-from collections import Counter, defaultdict
+from collections import defaultdict
+from dataclasses import replace
 
 from dagster import Config, MetadataValue, OpExecutionContext, op
 from pydantic import Field
 
-from social_pipelines.delivery import Outcome
+from social_pipelines.delivery import NEW, DeliveryReport
 from social_pipelines.resources import PlatformsResource, StateStoreResource
 
 
@@ -23,14 +24,14 @@ def redeliver_due(
     config: RedeliverConfig,
     platforms: PlatformsResource,
     state_store: StateStoreResource,
-) -> dict[str, int]:
+) -> DeliveryReport:
     ledger = state_store.open().ledger
     book = platforms.accounts()
     by_account = defaultdict(list)
     for record in ledger.due(limit=config.limit):
         by_account[record.account].append(record)
-    outcomes: Counter[str] = Counter()
-    urls: dict[str, MetadataValue] = {}
+    report = DeliveryReport()
+    orphaned = 0
     for name, records in sorted(by_account.items()):
         account = book.accounts.get(name)
         if account is None:
@@ -38,7 +39,7 @@ def redeliver_due(
                 f"{len(records)} due deliveries belong to account {name!r}, which the "
                 f"accounts file {book.path} no longer defines; they stay in the ledger"
             )
-            outcomes["orphaned"] += len(records)
+            orphaned += len(records)
             continue
         with (
             platforms.connect(account, log=context.log) as platform,
@@ -47,12 +48,21 @@ def redeliver_due(
             ) as deliverer,
         ):
             for record in records:
-                result = deliverer.send(record.delivery_id)
-                outcomes[str(result.outcome)] += 1
-                if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
-                    urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
-                elif result.error:
-                    context.log.warning(f"{result.outcome}: {result.error}")
-    context.add_output_metadata({**{k: int(v) for k, v in outcomes.items()}, **urls})
-    context.log.info(f"redelivered: {dict(outcomes)}")
-    return dict(outcomes)
+                result = replace(
+                    deliverer.send(record.delivery_id), label=f"{name} {record.subject}"
+                )
+                report += DeliveryReport((result,))
+                if result.outcome not in NEW and result.error:
+                    context.log.warning(result.described())
+    outcomes = {str(outcome): n for outcome, n in report.outcomes().items()}
+    urls = {
+        f"sent_{index}": MetadataValue.url(result.url)
+        for index, result in enumerate(report.of(*NEW), 1)
+    }
+    context.add_output_metadata(
+        {**outcomes, **({"orphaned": orphaned} if orphaned else {}), **urls}
+    )
+    context.log.info(
+        f"redelivered: {outcomes}" + (f", {orphaned} of unknown accounts left" if orphaned else "")
+    )
+    return report

@@ -5,8 +5,8 @@ config in the launchpad, fan-out per campaign (one failing account never blocks 
 others), retries, and metadata that shows what happened.
 """
 
-from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from dagster import (
@@ -24,7 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from social_pipelines.campaigns import CampaignBook, CampaignProblem
-from social_pipelines.delivery import Deliverer, Outcome
+from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
@@ -295,19 +295,8 @@ def post_replies(
     """Send each draft through the ledger: a post is answered at most once, ever."""
     plan = drafted.plan
     account = platforms.account(plan.campaign.account)
-    replies: list[PostedReply] = []
     if plan.dry_run:
-        for draft in drafted.drafts:
-            target = draft.in_reply_to.url if draft.in_reply_to else draft.subject
-            context.log.info(f"dry run: would reply to {target}: {draft.text!r}")
-            replies.append(
-                PostedReply(
-                    delivery_id=draft.delivery_id,
-                    outcome="dry_run",
-                    in_reply_to_url=target,
-                    text=draft.text,
-                )
-            )
+        replies = [_dry_run(context, draft) for draft in drafted.drafts]
     else:
         with (
             platforms.connect(account, log=context.log) as platform,
@@ -315,7 +304,7 @@ def post_replies(
                 account, platform, run_id=context.run_id, log=context.log
             ) as deliverer,
         ):
-            _post_all(context, deliverer, drafted, replies)
+            replies = [_post(context, deliverer, draft) for draft in drafted.drafts]
     report = CampaignReport(
         campaign=plan.campaign.name,
         account=plan.campaign.account,
@@ -324,13 +313,13 @@ def post_replies(
         replies=replies,
         skipped=drafted.skipped,
     )
-    outcomes = Counter(reply.outcome for reply in replies)
-    deferred = [reply.not_before for reply in replies if reply.not_before]
+    deliveries = report.deliveries
+    deferred = deliveries.deferred_until
     context.add_output_metadata(
         {
-            **{f"replies_{name}": count for name, count in outcomes.items()},
+            **{f"replies_{outcome}": n for outcome, n in deliveries.outcomes().items()},
             "already_answered": report.already_answered,
-            **({"deferred_until": f"{min(deferred):%Y-%m-%d %H:%M:%S} UTC"} if deferred else {}),
+            **({"deferred_until": f"{deferred:%Y-%m-%d %H:%M:%S} UTC"} if deferred else {}),
             **{
                 f"reply_{index}": MetadataValue.url(reply.url)
                 for index, reply in enumerate(replies, 1)
@@ -338,33 +327,28 @@ def post_replies(
             },
         }
     )
-    settle_or_retry(context, report, platforms.policy(account))
+    settle_or_retry(context, deliveries, platforms.policy(account), what=plan.campaign.name)
     return report
 
 
-def _post_all(
-    context: OpExecutionContext,
-    deliverer: Deliverer,
-    drafted: Drafted,
-    replies: list[PostedReply],
-) -> None:
-    for draft in drafted.drafts:
-        result = deliverer.deliver(draft)
-        replies.append(
-            PostedReply(
-                delivery_id=draft.delivery_id,
-                outcome=str(result.outcome),
-                url=result.url,
-                in_reply_to_url=draft.in_reply_to.url if draft.in_reply_to else "",
-                text=draft.text,
-                error=result.error,
-                not_before=result.not_before,
-            )
-        )
-        if result.outcome in (Outcome.SENT, Outcome.RECONCILED):
-            context.log.info(f"replied: {result.url}")
-        elif result.error:
-            context.log.warning(f"{result.outcome}: {result.error}")
+def _target(draft: Draft) -> str:
+    return draft.in_reply_to.url if draft.in_reply_to else draft.subject
+
+
+def _dry_run(context: OpExecutionContext, draft: Draft) -> PostedReply:
+    context.log.info(f"dry run: would reply to {_target(draft)}: {draft.text!r}")
+    result = DeliveryResult(draft.delivery_id, Outcome.DRY_RUN, label=_target(draft))
+    return PostedReply(result=result, in_reply_to_url=_target(draft), text=draft.text)
+
+
+def _post(context: OpExecutionContext, deliverer: Deliverer, draft: Draft) -> PostedReply:
+    result = replace(deliverer.deliver(draft), label=_target(draft))
+    if result.outcome in NEW:
+        context.log.info(f"replied: {result.url}")
+    elif result.error:
+        context.log.warning(f"{result.outcome}: {result.error}")
+    in_reply_to = draft.in_reply_to.url if draft.in_reply_to else ""
+    return PostedReply(result=result, in_reply_to_url=in_reply_to, text=draft.text)
 
 
 @op
@@ -375,7 +359,7 @@ def summarize(context: OpExecutionContext, reports: list[CampaignReport]) -> lis
         "campaigns": len(reports),
         "replies_new": new,
         "already_answered": already,
-        "dry_run_drafts": sum(report.count("dry_run") for report in reports),
+        "dry_run_drafts": sum(report.count(Outcome.DRY_RUN) for report in reports),
     }
     for report in reports:
         for index, reply in enumerate(report.replies, 1):

@@ -14,10 +14,9 @@ from contextlib import contextmanager
 
 from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
 
-from social_pipelines.delivery import Outcome
+from social_pipelines.delivery import DeliveryReport
 from social_pipelines.errors import ConfigError, SocialError
 from social_pipelines.platforms.policy import PlatformPolicy
-from social_pipelines.replies.steps import CampaignReport
 
 
 def _retry_delay(policy: PlatformPolicy, retry_number: int) -> float:
@@ -27,23 +26,21 @@ def _retry_delay(policy: PlatformPolicy, retry_number: int) -> float:
 
 
 def settle_or_retry(
-    context: OpExecutionContext, report: CampaignReport, policy: PlatformPolicy
+    context: OpExecutionContext, report: DeliveryReport, policy: PlatformPolicy, *, what: str
 ) -> None:
-    pending = [r for r in report.replies if r.outcome in (Outcome.FAILED, Outcome.UNKNOWN)]
-    dead = [r for r in report.replies if r.outcome == Outcome.DEAD]
+    """End the step from its deliveries: `what` names them in the messages (a campaign)."""
+    pending, dead = report.unsettled, report.dead
     if pending and context.retry_number < policy.op_retries:
         wait = _retry_delay(policy, context.retry_number)
         context.log.warning(
-            f"{len(pending)} deliveries of {report.campaign} not settled; retrying in {wait} s"
+            f"{len(pending)} deliveries of {what} not settled; retrying in {wait} s"
         )
         raise RetryRequested(max_retries=policy.op_retries, seconds_to_wait=wait)
     if pending or dead:
-        reasons = [
-            f"{r.outcome}: {r.in_reply_to_url or r.delivery_id}: {r.error}" for r in pending + dead
-        ]
+        reasons = [result.described() for result in pending + dead]
         raise Failure(
             description=(
-                f"{report.campaign}: {len(dead)} dead, {len(pending)} still unsettled "
+                f"{what}: {len(dead)} dead, {len(pending)} still unsettled "
                 "(a later run or the redelivery sensor picks up unsettled ones)"
             ),
             metadata={"reasons": MetadataValue.json(reasons[:50])},

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from social_pipelines.campaigns import Campaign
+from social_pipelines.delivery import DeliveryReport, DeliveryResult, Outcome
 from social_pipelines.models import Draft, Identity, SearchResult, SocialPost
 
 
@@ -46,13 +47,27 @@ class Drafted(_Step):
 
 
 class PostedReply(_Step):
-    delivery_id: str
-    outcome: str
-    url: str = ""
+    """One reply's delivery, with what a person reads it by."""
+
+    result: DeliveryResult
     in_reply_to_url: str = ""
     text: str = ""
-    error: str = ""
-    not_before: datetime | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        return self.result.delivery_id
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.result.outcome
+
+    @property
+    def url(self) -> str:
+        return self.result.url
+
+    @property
+    def error(self) -> str:
+        return self.result.error
 
 
 class CampaignReport(_Step):
@@ -63,13 +78,17 @@ class CampaignReport(_Step):
     replies: list[PostedReply]
     skipped: dict[str, int]
 
-    def count(self, *outcomes: str) -> int:
-        return sum(1 for reply in self.replies if reply.outcome in outcomes)
+    @property
+    def deliveries(self) -> DeliveryReport:
+        return DeliveryReport(tuple(reply.result for reply in self.replies))
+
+    def count(self, *outcomes: Outcome) -> int:
+        return self.deliveries.count(*outcomes)
 
     @property
     def new(self) -> int:
-        return self.count("sent", "reconciled")
+        return self.deliveries.new
 
     @property
     def already_answered(self) -> int:
-        return self.skipped.get("already_answered", 0) + self.count("already_sent")
+        return self.skipped.get("already_answered", 0) + self.count(Outcome.ALREADY_SENT)
