@@ -42,7 +42,7 @@ from social_pipelines.errors import (
 from social_pipelines.log import Log
 from social_pipelines.models import CreatePost, DeliveryKind, DeliveryState, Draft, Published
 from social_pipelines.platforms.base import Platform
-from social_pipelines.store.ledger import (
+from social_pipelines.store import (
     Claim,
     ClaimResult,
     DeliveryRecord,

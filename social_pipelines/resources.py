@@ -18,8 +18,7 @@ from social_pipelines.replies.template import TemplateReplyWriter
 from social_pipelines.resilience.guards import Guards
 from social_pipelines.resilience.policy import DAY, HOUR, PlatformPolicy
 from social_pipelines.settings import get_settings
-from social_pipelines.store import StateStore
-from social_pipelines.store.ledger import QuotaRule
+from social_pipelines.store import QuotaRule, StateStore
 
 
 class StateStoreResource(ConfigurableResource):

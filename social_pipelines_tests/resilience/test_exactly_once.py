@@ -14,8 +14,7 @@ from social_pipelines.delivery import Deliverer, Outcome
 from social_pipelines.models import DeliveryKind, DeliveryState, Draft, delivery_id
 from social_pipelines.resilience.guards import Guards
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.store import StateStore
-from social_pipelines.store.ledger import QuotaRule
+from social_pipelines.store import QuotaRule, StateStore
 from social_pipelines_tests.sandbox.fixtures import sandbox, sandbox_server  # noqa: F401
 
 FAST = {

@@ -35,7 +35,7 @@ from social_pipelines.models import (
     delivery_id,
 )
 from social_pipelines.platforms.base import Platform
-from social_pipelines.store.ledger import ClaimResult, Ledger, QuotaRule
+from social_pipelines.store import ClaimResult, Ledger, QuotaRule
 from social_pipelines.store.state import StateStore
 
 ACCOUNT_KEY = "109@fake.example"
