@@ -48,6 +48,8 @@ class DeliveryRecord:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    reference: str | None
+    staged_id: str | None
 
     @classmethod
     def from_row(cls, row: sa.Row) -> DeliveryRecord:

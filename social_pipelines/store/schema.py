@@ -65,6 +65,11 @@ deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
+    # What the delivery delivers (an outbox target, `post_id/target`), stored at plan time.
+    sa.Column("reference", sa.String(200), nullable=True),
+    # What an earlier attempt already made on the platform and a later one reuses instead of
+    # making again: an uploaded media id, a record key, a container id.
+    sa.Column("staged_id", sa.String(200), nullable=True),
     sa.UniqueConstraint("platform", "account_key", "kind", "subject", name="uq_delivery_subject"),
 )
 sa.Index(

@@ -209,6 +209,27 @@ class DeliveryTransitions:
             row = connection.execute(BY_ID, {"delivery_id": delivery_id}).one()
             return _quota_until(connection, DeliveryRecord.from_row(row), quotas, self.clock())
 
+    def record_staged(self, delivery_id: str, run_id: str, staged_id: str) -> DeliveryRecord | None:
+        """Remember what the current attempt made on the platform before its final call
+        (an uploaded media id, a record key, a container id), so that a later attempt
+        reuses it instead of making it again.
+
+        Only the holder of a live claim may: conditional on `run_id` holding the row in
+        `sending` with its lease still running. Returns the updated row, or None when
+        `run_id` does not hold the claim (it lapsed and may have been taken over, or the
+        attempt was closed): like a lost claim race, an answer and not an error, and the
+        caller must stop working on the delivery.
+        """
+        now = self.clock()
+        with self.writer.begin() as connection:
+            row = connection.execute(
+                deliveries.update()
+                .where(_c.delivery_id == delivery_id, _live_claims_of(run_id, now))
+                .values(staged_id=staged_id, updated_at=now)
+                .returning(*deliveries.c)
+            ).first()
+        return DeliveryRecord.from_row(row) if row is not None else None
+
     def renew_leases(self, run_id: str, lease: timedelta) -> int:
         """The holder is alive: extend the leases of the claims it still holds.
 
@@ -407,6 +428,7 @@ def _planned_values(draft: Draft, now: datetime) -> dict[str, object]:
         "state": str(DeliveryState.PLANNED),
         "text": draft.text,
         "content_hash": content_hash(draft.text),
+        "reference": draft.reference,
         "attempts": 0,
         "created_at": now,
         "updated_at": now,

@@ -41,6 +41,7 @@ def make_draft(
     platform: str = "mastodon",
     kind: DeliveryKind = DeliveryKind.REPLY,
     campaign: str = "mentions",
+    reference: str | None = None,
 ) -> Draft:
     return Draft(
         delivery_id=delivery_id(platform, account_key, kind, subject),
@@ -51,6 +52,7 @@ def make_draft(
         kind=kind,
         subject=subject,
         text=text,
+        reference=reference,
     )
 
 

@@ -82,6 +82,13 @@ def test_plan_does_not_reset_a_row_that_moved_on(ledger: Ledger) -> None:
     assert record.attempts == 1
 
 
+def test_plan_stores_the_drafts_reference_and_the_first_one_wins(ledger: Ledger) -> None:
+    record = ledger.plan(make_draft(reference="outbox-7/mastodon"))
+    assert (record.reference, record.staged_id) == ("outbox-7/mastodon", None)
+    assert ledger.plan(make_draft(reference="outbox-8/mastodon")).reference == "outbox-7/mastodon"
+    assert ledger.plan(make_draft("post-2")).reference is None
+
+
 def test_get_of_an_unknown_id_is_none_and_claiming_it_fails(ledger: Ledger) -> None:
     assert ledger.get("0" * 32) is None
     with pytest.raises(KeyError, match="plan it first"):
@@ -408,6 +415,50 @@ def test_a_stale_claimant_may_still_finish_when_nobody_took_over(
     clock.advance(hours=1)  # lease expired, but no one claimed it meanwhile
     record = ledger.record_sent(delivery_id, attempt, Published(remote_id="r", url="u"))
     assert record.state == DeliveryState.SENT
+
+
+# -- staged ids: what an attempt made on the platform, kept for the next one ---------------
+
+
+def test_the_claim_holder_records_a_staged_id(ledger: Ledger, clock: FakeClock) -> None:
+    delivery_id, _ = _claimed(ledger, run_id="run-a")
+    clock.advance(seconds=3)
+    staged = ledger.record_staged(delivery_id, "run-a", "media-1")
+    assert staged is not None
+    assert (staged.staged_id, staged.state, staged.updated_at) == (
+        "media-1",
+        DeliveryState.SENDING,
+        clock.now,
+    )
+    assert ledger.get(delivery_id) == staged
+    again = ledger.record_staged(delivery_id, "run-a", "media-2")  # a later step's id
+    assert again is not None and again.staged_id == "media-2"
+
+
+def test_only_the_holder_of_a_live_claim_records_a_staged_id(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    delivery_id, _ = _claimed(ledger, run_id="run-a")
+    assert ledger.record_staged(delivery_id, "run-b", "not-theirs") is None
+    assert ledger.record_staged("0" * 32, "run-a", "no-such-delivery") is None
+    # The lease lapses: the row may be taken over at any moment, so the holder may not.
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert ledger.record_staged(delivery_id, "run-a", "too-late") is None
+    taken = ledger.claim(delivery_id, run_id="run-b", lease=LEASE)
+    assert taken.result == ClaimResult.RECONCILE
+    assert ledger.record_staged(delivery_id, "run-a", "too-late") is None
+    ledger.record_sent(delivery_id, taken.attempt, Published(remote_id="r1", url="https://x/r1"))
+    assert ledger.record_staged(delivery_id, "run-b", "after-the-end") is None
+    assert ledger.get(delivery_id).staged_id is None
+
+
+def test_a_staged_id_is_kept_for_the_next_attempt(ledger: Ledger) -> None:
+    delivery_id, attempt = _claimed(ledger, run_id="run-a")
+    assert ledger.record_staged(delivery_id, "run-a", "media-1") is not None
+    ledger.record_error(delivery_id, attempt, Transient("reset"), state=DeliveryState.FAILED)
+    retry = ledger.claim(delivery_id, run_id="run-b", lease=LEASE)
+    assert retry.result == ClaimResult.CLAIMED
+    assert retry.record.staged_id == "media-1"
 
 
 # -- queries -------------------------------------------------------------------------------

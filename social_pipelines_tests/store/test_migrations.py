@@ -26,6 +26,7 @@ from social_pipelines.store.migrate import (
 from social_pipelines.store.schema import metadata
 from social_pipelines.store.state import StateStore
 from social_pipelines_tests.store.helpers import (
+    LEASE,
     at_once_in_threads,
     make_draft,
     revision_rows,
@@ -117,6 +118,7 @@ def test_a_v3_store_is_adopted_and_upgraded_to_head_with_its_data(store_url: str
             1,
         )
         assert record.sent_at == PLANNED_AT
+        assert (record.reference, record.staged_id) == (None, None)
         assert [row.outcome for row in store.ledger.attempts("d-sent")] == ["sent"]
         breaker = BreakerRow(store.engine, "mastodon:brand").read()
         assert (breaker.state, breaker.fail_counter, breaker.opened_at) == ("open", 5, PLANNED_AT)
@@ -125,6 +127,13 @@ def test_a_v3_store_is_adopted_and_upgraded_to_head_with_its_data(store_url: str
         with store.engine.connect() as connection:
             budget = rate_budgets.announced(connection, keys)
         assert budget == {keys[0]: rate_budgets.Announced(7, LATER)}
+        # The new columns work on an adopted store: plan with a reference, stage an id.
+        draft = make_draft("post-2", reference="outbox-7/mastodon")
+        claim = store.ledger.plan_and_claim(draft, run_id="run-b", lease=LEASE)
+        staged = store.ledger.record_staged(draft.delivery_id, "run-b", "media-1")
+        assert staged is not None
+        assert (staged.reference, staged.staged_id) == ("outbox-7/mastodon", "media-1")
+        assert claim.record.reference == "outbox-7/mastodon"
     finally:
         store.dispose()
 
@@ -192,7 +201,7 @@ def test_head_is_the_newest_revision() -> None:
     scripts = ScriptDirectory(str(MIGRATIONS))
     assert scripts.get_heads() == [HEAD]
     revisions = [script.revision for script in scripts.walk_revisions()]
-    assert revisions == ["0003", "0002", "0001"]
+    assert revisions == ["0004", "0003", "0002", "0001"]
 
 
 def test_the_revisions_build_the_schema_the_code_uses(store_url: str) -> None:
@@ -243,8 +252,13 @@ def test_a_new_store_gets_every_revision_in_order_under_the_lock(store_url: str)
         assert ensure_schema(engine) is None  # a new store: nothing was there
     finally:
         engine.dispose()
-    # A change of each revision, 0001 to 0003, in that order.
-    marks = ["CREATE TABLE deliveries", "ADD COLUMN account", "CREATE TABLE rate_budgets"]
+    # A change of each revision, 0001 to 0004, in that order.
+    marks = [
+        "CREATE TABLE deliveries",
+        "ADD COLUMN account",
+        "CREATE TABLE rate_budgets",
+        "ADD COLUMN staged_id",
+    ]
     positions = [next(i for i, sql in enumerate(statements) if mark in sql) for mark in marks]
     assert positions == sorted(positions)
     if store_url.startswith("postgresql"):
