@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from social_pipelines.delivery import Deliverer
-from social_pipelines.models import DeliveryKind, Draft, Identity, delivery_id
+from social_pipelines.models import DeliveryKind, DeliveryState, Draft, Identity, delivery_id
 from social_pipelines.platforms.mastodon import MastodonAccount
 from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.sandbox.accounts import BRAND, token_for
-from social_pipelines.store.ledger import QuotaRule
-from social_pipelines.store.state import StateStore
+from social_pipelines.store import QuotaRule, StateStore
+from social_pipelines.store.schema import deliveries
 
 REPLY_TEXT = "Thanks for asking! Dagster keeps every run and its config, so replays are easy."
 
@@ -69,9 +71,17 @@ class FullStack:
         return self.platform.whoami()
 
     def sent_rows(self) -> int:
-        """Sent deliveries in the ledger: what every quota check counts."""
-        since = datetime(2000, 1, 1, tzinfo=UTC)
-        return self.store.ledger.count_sent(self.identity.platform, self.identity.stable_key, since)
+        """Sent deliveries of the account in the ledger: the rows every quota check counts
+        over (`store/quotas.py`), so the size the timings were taken at."""
+        c = deliveries.c
+        with self.store.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).where(
+                    c.platform == self.identity.platform,
+                    c.account_key == self.identity.stable_key,
+                    c.state == str(DeliveryState.SENT),
+                )
+            ).scalar_one()
 
     def draft(self, subject: str, text: str = REPLY_TEXT) -> Draft:
         """A reply to post `subject`: a new delivery for every new subject."""

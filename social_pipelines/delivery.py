@@ -49,7 +49,7 @@ from social_pipelines.models import (
     Draft,
     Published,
 )
-from social_pipelines.store.ledger import (
+from social_pipelines.store import (
     Claim,
     ClaimResult,
     DeliveryRecord,
@@ -362,7 +362,9 @@ class Deliverer:
             )
             return None
         self.log.info(f"reconciled {_what(record)}: it was out already, {found.url}")
-        done = self.ledger.record_sent(record.delivery_id, attempt, found, outcome="reconciled")
+        done = self.ledger.record_sent(
+            record.delivery_id, attempt, found, outcome=Outcome.RECONCILED
+        )
         return _result(done, Outcome.RECONCILED)
 
     def _unknown(self, record: DeliveryRecord, attempt: int, error: SocialError) -> DeliveryResult:
@@ -421,7 +423,7 @@ class Deliverer:
             error,
             state=state,
             not_before=not_before,
-            outcome=str(outcome),
+            outcome=outcome,
         )
         return _result(done, outcome, error)
 

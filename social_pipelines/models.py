@@ -146,6 +146,12 @@ class Draft(Value):
     kind: DeliveryKind = DeliveryKind.REPLY
     subject: str = Field(description="the id of the post answered, or outbox id and target")
     text: str
+    reference: str | None = Field(
+        default=None,
+        max_length=200,
+        description="what the delivery delivers (an outbox target, post_id/target), kept in "
+        "the ledger from plan time",
+    )
     in_reply_to: SocialPost | None = None
 
 

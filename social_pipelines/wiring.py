@@ -24,8 +24,7 @@ from social_pipelines.platforms.policy import DAY, HOUR, PlatformPolicy
 from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.settings import Settings
-from social_pipelines.store import StateStore
-from social_pipelines.store.ledger import QuotaRule
+from social_pipelines.store import QuotaRule, StateStore
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Circuit breakers shared by every process (and, on PostgreSQL, every machine).
 
 pybreaker keeps the state machine; `StoreBreakerStorage` keeps its state in the state
-store. pybreaker's half-open state admits every call and its storage has no
-compare-and-set, so the move to half-open is a conditional UPDATE here: exactly one
-process wins the trial call, the others keep seeing the circuit open until it decides.
+store (`store.breakers`). pybreaker's half-open state admits every call and its storage has
+no compare-and-set, so the move to half-open is a conditional UPDATE in the store: exactly
+one process wins the trial call, the others keep seeing the circuit open until it decides.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from typing import TypeVar
 
 import pybreaker
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
+from social_pipelines.clock import Clock, utcnow
 from social_pipelines.errors import PLATFORM_UNWELL, CircuitOpen
-from social_pipelines.store.engine import for_writing
-from social_pipelines.store.ledger import Clock, utcnow
-from social_pipelines.store.schema import breaker_events, circuit_breakers
+from social_pipelines.store.breakers import BreakerRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Read before every call: built once.
-_BY_NAME = sa.select(circuit_breakers).where(circuit_breakers.c.name == sa.bindparam("name"))
 
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
 
@@ -58,53 +54,17 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         trial_timeout: float = 120.0,
     ) -> None:
         super().__init__(name)
-        self.engine = engine
-        self.writer = for_writing(engine)
         self.reset_timeout = reset_timeout
         self.trial_timeout = trial_timeout
         # pybreaker times the reset with the real clock, so the store must use it too.
-        self.clock: Clock = utcnow
+        self.row = BreakerRow(engine, name, clock=utcnow)
         self.owner = uuid.uuid4().hex  # who we are when we hold the trial call
-        self._ensure_row()
-
-    def _ensure_row(self) -> None:
-        with self.writer.begin() as connection:
-            exists = connection.execute(
-                sa.select(circuit_breakers.c.name).where(circuit_breakers.c.name == self.name)
-            ).first()
-            if exists is None:
-                try:
-                    with connection.begin_nested():
-                        connection.execute(
-                            circuit_breakers.insert().values(
-                                name=self.name,
-                                state=CLOSED,
-                                fail_counter=0,
-                                success_counter=0,
-                                updated_at=self.clock(),
-                            )
-                        )
-                except IntegrityError:
-                    pass  # another process created it first
-
-    def _row(self) -> sa.Row:
-        with self.engine.connect() as connection:
-            return connection.execute(_BY_NAME, {"name": self.name}).one()
-
-    def _update(self, where: sa.ColumnElement[bool] | None = None, **values: object) -> int:
-        condition = circuit_breakers.c.name == self.name
-        if where is not None:
-            condition = sa.and_(condition, where)
-        with self.writer.begin() as connection:
-            return connection.execute(
-                circuit_breakers.update().where(condition).values(updated_at=self.clock(), **values)
-            ).rowcount
 
     # -- pybreaker's interface ----------------------------------------------------------
 
     @property
     def state(self) -> str:
-        row = self._row()
+        row = self.row.read()
         if row.state == HALF_OPEN and row.trial_owner != self.owner:
             # Someone else's trial (or a trial whose owner died): closed to us.
             return OPEN
@@ -112,78 +72,56 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @state.setter
     def state(self, state: str) -> None:
-        now = self.clock()
-        c = circuit_breakers.c
         if state == HALF_OPEN:
-            won = self._update(
-                sa.or_(
-                    sa.and_(
-                        c.state == OPEN,
-                        c.opened_at <= now - timedelta(seconds=self.reset_timeout),
-                    ),
-                    sa.and_(c.state == HALF_OPEN, c.trial_until < now),
-                    sa.and_(c.state == HALF_OPEN, c.trial_owner == self.owner),
-                ),
-                state=HALF_OPEN,
-                trial_owner=self.owner,
-                trial_until=now + timedelta(seconds=self.trial_timeout),
-                success_counter=0,
+            won = self.row.take_trial(
+                self.owner, reset_timeout=self.reset_timeout, trial_timeout=self.trial_timeout
             )
             if not won:
                 raise pybreaker.CircuitBreakerError("another process holds the trial call")
             self._event(OPEN, HALF_OPEN, "reset timeout elapsed: one trial call")
             return
-        before = self._row().state
-        self._update(state=state, trial_owner=None, trial_until=None)
+        before = self.row.read().state
+        self.row.set_state(state)
         if before != state:
             self._event(before, state, None)
 
     def increment_counter(self) -> None:
-        self._update(fail_counter=circuit_breakers.c.fail_counter + 1)
+        self.row.add_failure()
 
     def reset_counter(self) -> None:
-        self._update(circuit_breakers.c.fail_counter != 0, fail_counter=0)
+        self.row.clear_failures()
 
     def increment_success_counter(self) -> None:
-        self._update(success_counter=circuit_breakers.c.success_counter + 1)
+        self.row.add_success()
 
     def reset_success_counter(self) -> None:
-        self._update(circuit_breakers.c.success_counter != 0, success_counter=0)
+        self.row.clear_successes()
 
     @property
     def counter(self) -> int:
-        return self._row().fail_counter
+        return self.row.read().fail_counter
 
     @property
     def success_counter(self) -> int:
-        return self._row().success_counter
+        return self.row.read().success_counter
 
     @property
     def opened_at(self) -> datetime | None:
-        return self._row().opened_at
+        return self.row.read().opened_at
 
     @opened_at.setter
     def opened_at(self, datetime: datetime) -> None:  # the parameter named as in pybreaker
-        self._update(opened_at=datetime)
+        self.row.set_opened_at(datetime)
 
     # -- ours ------------------------------------------------------------------------------
 
     def _event(self, from_state: str | None, to_state: str, reason: str | None) -> None:
         suffix = f" ({reason})" if reason else ""
         log.warning("circuit %s: %s -> %s%s", self.name, from_state, to_state, suffix)
-        with self.writer.begin() as connection:
-            connection.execute(
-                breaker_events.insert().values(
-                    name=self.name,
-                    from_state=from_state,
-                    to_state=to_state,
-                    at=self.clock(),
-                    reason=reason,
-                )
-            )
+        self.row.record_event(from_state, to_state, reason)
 
     def snapshot(self) -> BreakerSnapshot:
-        row = self._row()
+        row = self.row.read()
         reset_at = (
             row.opened_at + timedelta(seconds=self.reset_timeout)
             if row.state != CLOSED and row.opened_at

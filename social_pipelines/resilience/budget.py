@@ -30,11 +30,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from social_pipelines.clock import Clock, utcnow
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
+from social_pipelines.store import rate_budgets
 from social_pipelines.store.engine import for_writing
-from social_pipelines.store.ledger import Clock, utcnow
-from social_pipelines.store.schema import rate_budgets, rate_permits
+from social_pipelines.store.rate_budgets import Announced
 
 # Two answers about one window may name its reset a little apart (rounding, clocks).
 SAME_WINDOW = timedelta(seconds=1)
@@ -44,15 +45,6 @@ EDGE = timedelta(milliseconds=25)
 # While a bucket waits for its first answer, others ask this often whether it came.
 POLL_SECONDS = 0.005
 
-_b = rate_budgets.c
-_p = rate_permits.c
-_BUDGETS = sa.select(rate_budgets).where(_b.bucket.in_(sa.bindparam("keys", expanding=True)))
-_IN_FLIGHT = (
-    sa.select(_p.bucket, sa.func.count())
-    .where(_p.bucket.in_(sa.bindparam("keys", expanding=True)), _p.expires_at > sa.bindparam("now"))
-    .group_by(_p.bucket)
-)
-
 
 @dataclass(frozen=True)
 class Permit:
@@ -61,12 +53,6 @@ class Permit:
     id: str
     keys: tuple[str, ...]
     waited: float = 0.0  # seconds spent waiting for it, ceiling buckets included
-
-
-@dataclass(frozen=True)
-class _Known:
-    remaining: int
-    reset_at: datetime
 
 
 class AnnouncedBudget:
@@ -114,20 +100,14 @@ class AnnouncedBudget:
         if blocked is not None:
             return None, *blocked
         with self.writer.begin() as connection:
-            _lock(connection, keys)
+            rate_budgets.lock_buckets(connection, keys)
             blocked = _blocked(keys, *_state(connection, keys, now), now)
             if blocked is not None:
                 return None, *blocked
             permit = Permit(uuid.uuid4().hex, tuple(keys))
-            for key in keys:
-                connection.execute(
-                    rate_permits.insert().values(
-                        permit=permit.id,
-                        bucket=key,
-                        taken_at=now,
-                        expires_at=now + timedelta(seconds=ttl),
-                    )
-                )
+            rate_budgets.add_permit(
+                connection, permit.id, keys, now=now, expires_at=now + timedelta(seconds=ttl)
+            )
             return permit, 0.0, ""
 
     # -- what the answer said ---------------------------------------------------------
@@ -138,8 +118,8 @@ class AnnouncedBudget:
         now = self.clock()
         keys = list(permit.keys)
         with self.writer.begin() as connection:
-            _lock(connection, keys)
-            connection.execute(rate_permits.delete().where(_p.permit == permit.id))
+            rate_budgets.lock_buckets(connection, keys)
+            rate_budgets.drop_permit(connection, permit.id)
             known, _ = _state(connection, keys, now)
             announced = (
                 info is not None
@@ -152,15 +132,22 @@ class AnnouncedBudget:
                     # It may have been counted and we will never hear by how much: once.
                     for key in keys:
                         if key in known:
-                            _lower(connection, key, known[key].remaining - 1, now)
+                            rate_budgets.lower(connection, key, known[key].remaining - 1, now)
                 return
             assert info is not None and info.remaining is not None and info.reset_at is not None
             for key in keys:
                 budget = known.get(key)
                 if budget is None or info.reset_at > budget.reset_at + SAME_WINDOW:
-                    _put(connection, key, max(0, info.remaining), info, now)
+                    rate_budgets.put(
+                        connection,
+                        key,
+                        announced_limit=info.limit,
+                        remaining=max(0, info.remaining),
+                        reset_at=info.reset_at,
+                        now=now,
+                    )
                 elif info.reset_at >= budget.reset_at - SAME_WINDOW:
-                    _lower(connection, key, min(budget.remaining, info.remaining), now)
+                    rate_budgets.lower(connection, key, min(budget.remaining, info.remaining), now)
                 # else: an older window's answer, arriving late: nothing to learn
 
     def known(self, key: str) -> tuple[int, datetime] | None:
@@ -176,7 +163,7 @@ class AnnouncedBudget:
 
 
 def _blocked(
-    keys: list[str], known: dict[str, _Known], in_flight: dict[str, int], now: datetime
+    keys: list[str], known: dict[str, Announced], in_flight: dict[str, int], now: datetime
 ) -> tuple[float, str] | None:
     """How long until every bucket of `keys` has room, and why (the longest wait); None
     when a request may go now. A bucket with a budget has room while its count exceeds
@@ -192,67 +179,27 @@ def _blocked(
     return max(waits) if waits else None
 
 
-def _wait(budget: _Known, in_flight: int, now: datetime) -> float:
+def _wait(budget: Announced, in_flight: int, now: datetime) -> float:
     """Until the window resets, or, while requests are in flight, until one answers."""
     if in_flight:
         return POLL_SECONDS
     return (budget.reset_at + EDGE - now).total_seconds()
 
 
-def _lower(connection: sa.Connection, key: str, remaining: int, now: datetime) -> None:
-    connection.execute(
-        rate_budgets.update()
-        .where(_b.bucket == key, _b.remaining > remaining)
-        .values(remaining=max(0, remaining), updated_at=now)
-    )
-
-
-def _spent(key: str, budget: _Known) -> str:
+def _spent(key: str, budget: Announced) -> str:
     return (
         f"{key}: used up until {budget.reset_at:%H:%M:%S} UTC or an answer "
         "(announced by the platform)"
     )
 
 
-def _lock(connection: sa.Connection, keys: list[str]) -> None:
-    """Serialise budget decisions per bucket (SQLite's write lock already does)."""
-    if connection.dialect.name == "postgresql":
-        for key in sorted(keys):
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"rate:{key}"}
-            )
-
-
 def _state(
     connection: sa.Connection, keys: list[str], now: datetime
-) -> tuple[dict[str, _Known], dict[str, int]]:
+) -> tuple[dict[str, Announced], dict[str, int]]:
     """Budgets still in their window, and unexpired requests in flight, per bucket."""
     known = {
-        row.bucket: _Known(row.remaining, row.reset_at)
-        for row in connection.execute(_BUDGETS, {"keys": keys})
-        if row.reset_at + EDGE > now
+        key: budget
+        for key, budget in rate_budgets.announced(connection, keys).items()
+        if budget.reset_at + EDGE > now
     }
-    in_flight = {
-        row[0]: row[1] for row in connection.execute(_IN_FLIGHT, {"keys": keys, "now": now})
-    }
-    return known, in_flight
-
-
-def _put(
-    connection: sa.Connection,
-    key: str,
-    remaining: int,
-    info: RateLimitInfo,
-    now: datetime,
-) -> None:
-    values = {
-        "announced_limit": info.limit,
-        "remaining": remaining,
-        "reset_at": info.reset_at,
-        "updated_at": now,
-    }
-    updated = connection.execute(
-        rate_budgets.update().where(_b.bucket == key).values(**values)
-    ).rowcount
-    if not updated:
-        connection.execute(rate_budgets.insert().values(bucket=key, **values))
+    return known, rate_budgets.in_flight(connection, keys, now)

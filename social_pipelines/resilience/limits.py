@@ -26,15 +26,14 @@ import sqlalchemy as sa
 from filelock import FileLock
 from pyrate_limiter import AbstractBucket, Duration, Limiter, Rate
 from pyrate_limiter.buckets import SQLiteBucket
-from sqlalchemy.exc import IntegrityError
 
+from social_pipelines.clock import Clock, utcnow
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.budget import AnnouncedBudget, Permit
+from social_pipelines.store import rate_blocks
 from social_pipelines.store.engine import for_writing
-from social_pipelines.store.ledger import Clock, utcnow
-from social_pipelines.store.schema import rate_blocks
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -42,11 +41,6 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 Sleep = Callable[[float], None]
-# Asked before every request: built once (building it per call cost more than running it).
-_BLOCKED_UNTIL = sa.select(sa.func.max(rate_blocks.c.blocked_until)).where(
-    rate_blocks.c.bucket.in_(sa.bindparam("keys", expanding=True)),
-    rate_blocks.c.blocked_until > sa.bindparam("now"),
-)
 # Wait this much past a window before the next request: our clock and the platform's are
 # not the same instant, and a request sent at the edge may arrive in the next window.
 EDGE_MARGIN_MS = 25
@@ -217,38 +211,11 @@ class RateLimits:
     # -- what the platform told us -------------------------------------------------------
 
     def blocked_until(self, keys: list[str]) -> datetime | None:
-        if not keys:
-            return None
-        with self.engine.connect() as connection:
-            return connection.execute(
-                _BLOCKED_UNTIL, {"keys": keys, "now": self.clock()}
-            ).scalar_one()
+        return rate_blocks.blocked_until(self.engine, keys, self.clock())
 
     def block(self, keys: list[str], until: datetime, reason: str) -> None:
         """Block buckets until `until` (never shortening an existing block)."""
-        now = self.clock()
-        with self.writer.begin() as connection:
-            for key in keys:
-                updated = connection.execute(
-                    rate_blocks.update()
-                    .where(rate_blocks.c.bucket == key, rate_blocks.c.blocked_until < until)
-                    .values(blocked_until=until, reason=reason, updated_at=now)
-                ).rowcount
-                if updated:
-                    continue
-                exists = connection.execute(
-                    sa.select(rate_blocks.c.bucket).where(rate_blocks.c.bucket == key)
-                ).first()
-                if exists is None:
-                    try:
-                        with connection.begin_nested():
-                            connection.execute(
-                                rate_blocks.insert().values(
-                                    bucket=key, blocked_until=until, reason=reason, updated_at=now
-                                )
-                            )
-                    except IntegrityError:
-                        pass  # a concurrent block of the same bucket won; it is as long
+        rate_blocks.block(self.writer, keys, until, reason, self.clock())
 
     def close(self) -> None:
         for (pid, _key), limiter in list(self._limiters.items()):

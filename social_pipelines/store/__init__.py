@@ -1,6 +1,25 @@
-"""The state store: the delivery ledger (and, later, outbox, tokens, breakers, limits)."""
+"""The state store: the delivery ledger, circuit breakers, rate blocks and budgets.
 
-from social_pipelines.store.ledger import Claim, ClaimResult, DeliveryRecord, Ledger
+One SQLAlchemy Core schema on SQLite or PostgreSQL, brought up to date by Alembic when a
+store is opened (`migrate.py`). What callers use is exported here; the modules:
+
+- `ledger`: the `Ledger` facade over `transitions` (the delivery state machine) and
+  `queries` (reads for operators and sensors); `records` (what they return); `quotas`;
+- `breakers`, `rate_blocks`, `rate_budgets`: the SQL behind `resilience/`;
+- `schema`, `engine`, `sql`, `migrate` and `migrations/`: tables, engines, shared
+  statements and the schema's upgrades; `state`: `StateStore`, all of it opened once.
+"""
+
+from social_pipelines.store.ledger import Ledger
+from social_pipelines.store.quotas import QuotaRule
+from social_pipelines.store.records import Claim, ClaimResult, DeliveryRecord
 from social_pipelines.store.state import StateStore
 
-__all__ = ["Claim", "ClaimResult", "DeliveryRecord", "Ledger", "StateStore"]
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "DeliveryRecord",
+    "Ledger",
+    "QuotaRule",
+    "StateStore",
+]

@@ -2,6 +2,9 @@
 
 The ledger is the single source of truth for what was sent: quotas are counted from it and
 re-runs consult it, so there is no second bookkeeping that can drift from it.
+
+This is the schema as the code reads and writes it today. The migrations under
+`migrations/versions` build it (a test compares the two); a change here needs a revision.
 """
 
 from __future__ import annotations
@@ -33,13 +36,6 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-schema_version = sa.Table(
-    "social_schema_version",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -69,6 +65,11 @@ deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
+    # What the delivery delivers (an outbox target, `post_id/target`), stored at plan time.
+    sa.Column("reference", sa.String(200), nullable=True),
+    # What an earlier attempt already made on the platform and a later one reuses instead of
+    # making again: an uploaded media id, a record key, a container id.
+    sa.Column("staged_id", sa.String(200), nullable=True),
     sa.UniqueConstraint("platform", "account_key", "kind", "subject", name="uq_delivery_subject"),
 )
 sa.Index(
@@ -76,7 +77,7 @@ sa.Index(
 )
 sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.not_before)
 # Quota checks count an account's sends in flight and unknown outcomes on every claim.
-account_state_index = sa.Index(
+sa.Index(
     "ix_deliveries_account_state",
     deliveries.c.platform,
     deliveries.c.account_key,

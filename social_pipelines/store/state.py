@@ -7,8 +7,9 @@ import threading
 
 import sqlalchemy as sa
 
+from social_pipelines.clock import Clock, utcnow
 from social_pipelines.store.engine import create_engine
-from social_pipelines.store.ledger import Clock, Ledger, utcnow
+from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
 
 
@@ -31,6 +32,15 @@ class StateStore:
             if key not in cls._opened:
                 cls._opened[key] = cls(url)
             return cls._opened[key]
+
+    @classmethod
+    def close(cls, url: str) -> None:
+        """Dispose of the store `open` keeps for `url` in this process, and forget it: the
+        next `open` opens it afresh (a test's cleanup, a process done with a store)."""
+        with cls._lock:
+            store = cls._opened.pop((os.getpid(), url), None)
+        if store is not None:
+            store.dispose()
 
     @property
     def backend(self) -> str:

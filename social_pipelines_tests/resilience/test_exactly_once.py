@@ -13,8 +13,7 @@ from social_pipelines.models import DeliveryKind, DeliveryState, Draft, delivery
 from social_pipelines.platforms.mastodon import MastodonAccount
 from social_pipelines.resilience.connector import Connector
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.store import StateStore
-from social_pipelines.store.ledger import QuotaRule
+from social_pipelines.store import QuotaRule, StateStore
 from social_pipelines_tests.sandbox.fixtures import sandbox, sandbox_server  # noqa: F401
 
 FAST = {

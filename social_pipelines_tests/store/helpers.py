@@ -4,10 +4,15 @@ run in spawned processes (they must be importable by name in a fresh interpreter
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
 
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
+from social_pipelines.store.migrate import VERSION_TABLE
 from social_pipelines.store.state import StateStore
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -36,6 +41,7 @@ def make_draft(
     platform: str = "mastodon",
     kind: DeliveryKind = DeliveryKind.REPLY,
     campaign: str = "mentions",
+    reference: str | None = None,
 ) -> Draft:
     return Draft(
         delivery_id=delivery_id(platform, account_key, kind, subject),
@@ -46,7 +52,44 @@ def make_draft(
         kind=kind,
         subject=subject,
         text=text,
+        reference=reference,
     )
+
+
+def revision_rows(engine: sa.Engine) -> list[str]:
+    """The rows of the store's Alembic version table: exactly one, its revision."""
+    with engine.connect() as connection:
+        return list(
+            connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars()
+        )
+
+
+T = TypeVar("T")
+
+
+def at_once_in_threads(count: int, work: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
+    """Run `work` in `count` threads released together: what they returned, what they raised."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            barrier.wait(timeout=30)
+            result = work()
+            with lock:
+                results.append(result)
+        except BaseException as error:
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
 
 
 def spawn_context() -> Any:

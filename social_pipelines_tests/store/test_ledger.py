@@ -14,8 +14,9 @@ from social_pipelines.errors import (
     Rejected,
     Transient,
 )
-from social_pipelines.models import DeliveryKind, DeliveryState, Published
-from social_pipelines.store.ledger import ClaimResult, Ledger, content_hash
+from social_pipelines.models import DeliveryKind, DeliveryState, Published, content_hash
+from social_pipelines.store import ClaimResult, Ledger
+from social_pipelines.store.quotas import sent_since
 from social_pipelines.store.schema import deliveries
 from social_pipelines.store.state import StateStore
 from social_pipelines_tests.store.helpers import LEASE, FakeClock, make_draft
@@ -79,6 +80,13 @@ def test_plan_does_not_reset_a_row_that_moved_on(ledger: Ledger) -> None:
     record = ledger.plan(make_draft(text="other"))
     assert record.state == DeliveryState.SENT
     assert record.attempts == 1
+
+
+def test_plan_stores_the_drafts_reference_and_the_first_one_wins(ledger: Ledger) -> None:
+    record = ledger.plan(make_draft(reference="outbox-7/mastodon"))
+    assert (record.reference, record.staged_id) == ("outbox-7/mastodon", None)
+    assert ledger.plan(make_draft(reference="outbox-8/mastodon")).reference == "outbox-7/mastodon"
+    assert ledger.plan(make_draft("post-2")).reference is None
 
 
 def test_get_of_an_unknown_id_is_none_and_claiming_it_fails(ledger: Ledger) -> None:
@@ -409,6 +417,50 @@ def test_a_stale_claimant_may_still_finish_when_nobody_took_over(
     assert record.state == DeliveryState.SENT
 
 
+# -- staged ids: what an attempt made on the platform, kept for the next one ---------------
+
+
+def test_the_claim_holder_records_a_staged_id(ledger: Ledger, clock: FakeClock) -> None:
+    delivery_id, _ = _claimed(ledger, run_id="run-a")
+    clock.advance(seconds=3)
+    staged = ledger.record_staged(delivery_id, "run-a", "media-1")
+    assert staged is not None
+    assert (staged.staged_id, staged.state, staged.updated_at) == (
+        "media-1",
+        DeliveryState.SENDING,
+        clock.now,
+    )
+    assert ledger.get(delivery_id) == staged
+    again = ledger.record_staged(delivery_id, "run-a", "media-2")  # a later step's id
+    assert again is not None and again.staged_id == "media-2"
+
+
+def test_only_the_holder_of_a_live_claim_records_a_staged_id(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    delivery_id, _ = _claimed(ledger, run_id="run-a")
+    assert ledger.record_staged(delivery_id, "run-b", "not-theirs") is None
+    assert ledger.record_staged("0" * 32, "run-a", "no-such-delivery") is None
+    # The lease lapses: the row may be taken over at any moment, so the holder may not.
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert ledger.record_staged(delivery_id, "run-a", "too-late") is None
+    taken = ledger.claim(delivery_id, run_id="run-b", lease=LEASE)
+    assert taken.result == ClaimResult.RECONCILE
+    assert ledger.record_staged(delivery_id, "run-a", "too-late") is None
+    ledger.record_sent(delivery_id, taken.attempt, Published(remote_id="r1", url="https://x/r1"))
+    assert ledger.record_staged(delivery_id, "run-b", "after-the-end") is None
+    assert ledger.get(delivery_id).staged_id is None
+
+
+def test_a_staged_id_is_kept_for_the_next_attempt(ledger: Ledger) -> None:
+    delivery_id, attempt = _claimed(ledger, run_id="run-a")
+    assert ledger.record_staged(delivery_id, "run-a", "media-1") is not None
+    ledger.record_error(delivery_id, attempt, Transient("reset"), state=DeliveryState.FAILED)
+    retry = ledger.claim(delivery_id, run_id="run-b", lease=LEASE)
+    assert retry.result == ClaimResult.CLAIMED
+    assert retry.record.staged_id == "media-1"
+
+
 # -- queries -------------------------------------------------------------------------------
 
 
@@ -458,7 +510,14 @@ def test_states_of_subjects_beyond_one_batch(ledger: Ledger) -> None:
     assert found == {"s-0700": DeliveryState.SENT, "s-1100": DeliveryState.SENT}
 
 
-def test_count_sent_counts_sent_rows_of_the_account_since_a_time(
+def _sent_since(
+    ledger: Ledger, account_key: str, since: datetime, platform: str = "mastodon"
+) -> int:
+    with ledger.engine.connect() as connection:
+        return sent_since(connection, platform=platform, account_key=account_key, since=since)
+
+
+def test_quotas_count_sent_rows_of_the_account_since_a_time(
     ledger: Ledger, clock: FakeClock
 ) -> None:
     _settle(ledger, "early", DeliveryState.SENT)
@@ -471,14 +530,14 @@ def test_count_sent_counts_sent_rows_of_the_account_since_a_time(
     _settle(ledger, "dead", DeliveryState.DEAD)
     _settle(ledger, "other", DeliveryState.SENT, account_key="other@social.example")
 
-    assert ledger.count_sent("mastodon", "109@social.example", since) == 2
-    assert ledger.count_sent("mastodon", "109@social.example", since - timedelta(hours=1)) == 3
-    assert ledger.count_sent("mastodon", "109@social.example", clock.now + timedelta(1)) == 0
-    assert ledger.count_sent("mastodon", "other@social.example", since) == 1
-    assert ledger.count_sent("bluesky", "109@social.example", since) == 0
+    assert _sent_since(ledger, "109@social.example", since) == 2
+    assert _sent_since(ledger, "109@social.example", since - timedelta(hours=1)) == 3
+    assert _sent_since(ledger, "109@social.example", clock.now + timedelta(1)) == 0
+    assert _sent_since(ledger, "other@social.example", since) == 1
+    assert _sent_since(ledger, "109@social.example", since, platform="bluesky") == 0
     # An aware time in another zone means the same instant.
     in_paris = since.astimezone(timezone(timedelta(hours=1)))
-    assert ledger.count_sent("mastodon", "109@social.example", in_paris) == 2
+    assert _sent_since(ledger, "109@social.example", in_paris) == 2
 
 
 def test_list_filters_by_state_and_campaign(ledger: Ledger, clock: FakeClock) -> None:
@@ -565,7 +624,7 @@ def test_a_naive_datetime_is_refused(store_url: str, ledger: Ledger) -> None:
     delivery_id, attempt = _claimed(ledger)
     naive = datetime(2025, 3, 1, 12, 0)
     with pytest.raises(sa.exc.StatementError, match="naive datetime") as caught:
-        ledger.count_sent("mastodon", "109@social.example", naive)
+        _sent_since(ledger, "109@social.example", naive)
     assert isinstance(caught.value.orig, ValueError)
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         ledger.record_error(

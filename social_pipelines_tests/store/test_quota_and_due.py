@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from social_pipelines.errors import OutcomeUnknown, Transient
 from social_pipelines.models import DeliveryState, Published
-from social_pipelines.store.ledger import Claim, ClaimResult, Ledger, QuotaRule
-from social_pipelines.store.state import StateStore
+from social_pipelines.store import Claim, ClaimResult, Ledger, QuotaRule
 from social_pipelines_tests.store.helpers import LEASE, FakeClock, make_draft
 
 HOURLY = QuotaRule(limit=2, window=timedelta(hours=1))
@@ -163,19 +160,3 @@ def test_next_due_at_is_the_earliest_not_before(ledger: Ledger, clock: FakeClock
     due_at = ledger.next_due_at()
     assert due_at == clock.now + timedelta(minutes=10)
     assert due_at.utcoffset() == timedelta(0)
-
-
-def test_a_store_from_before_the_account_column_is_upgraded(store_url: str) -> None:
-    old = StateStore(store_url)
-    with old.engine.begin() as connection:
-        # What the previous release (ae46f92) created: the same table without `account`.
-        connection.execute(sa.text("ALTER TABLE deliveries DROP COLUMN account"))
-        connection.execute(sa.text("UPDATE social_schema_version SET version = 1"))
-    old.dispose()
-
-    upgraded = StateStore(store_url)
-    try:
-        record = upgraded.ledger.plan(make_draft())
-        assert record.account == "brand"
-    finally:
-        upgraded.dispose()

@@ -12,7 +12,7 @@ import pytest
 
 from social_pipelines.errors import OutcomeUnknown
 from social_pipelines.models import DeliveryState
-from social_pipelines.store.ledger import ClaimResult, QuotaRule
+from social_pipelines.store import ClaimResult, QuotaRule
 from social_pipelines.store.state import StateStore
 from social_pipelines_tests.store.helpers import LEASE, claim_all, make_draft, spawn_context
 

@@ -9,15 +9,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from social_pipelines.clock import utcnow
 from social_pipelines.errors import ConfigError
 from social_pipelines.store.engine import create_engine, normalise_url
-from social_pipelines.store.ledger import utcnow
-from social_pipelines.store.migrate import CURRENT_VERSION, ensure_schema
-from social_pipelines.store.schema import schema_version
+from social_pipelines.store.migrate import HEAD, VERSION_TABLE, SchemaNewerThanCode, ensure_schema
 from social_pipelines.store.state import StateStore
-from social_pipelines_tests.store.helpers import make_draft, open_store_at_once, spawn_context
+from social_pipelines_tests.store.helpers import (
+    at_once_in_threads,
+    make_draft,
+    open_store_at_once,
+    revision_rows,
+    spawn_context,
+)
 
-TABLES = {"deliveries", "delivery_attempts", "social_schema_version"}
+TABLES = {"deliveries", "delivery_attempts", VERSION_TABLE}
 
 
 def _tables(engine: sa.Engine) -> set[str]:
@@ -40,11 +45,6 @@ def _wal_file_without_schema(store_url: str) -> None:
         connection.close()
 
 
-def _version_rows(engine: sa.Engine) -> list[tuple[int, int]]:
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(sa.select(schema_version))]
-
-
 def test_first_open_creates_the_schema_and_its_version_row(store_url: str) -> None:
     bare = create_engine(store_url)
     try:
@@ -55,7 +55,7 @@ def test_first_open_creates_the_schema_and_its_version_row(store_url: str) -> No
     store = StateStore(store_url)
     try:
         assert _tables(store.engine) >= TABLES
-        assert _version_rows(store.engine) == [(1, CURRENT_VERSION)]
+        assert revision_rows(store.engine) == [HEAD]
         assert store.backend == ("sqlite" if store_url.startswith("sqlite") else "postgresql")
     finally:
         store.dispose()
@@ -68,9 +68,9 @@ def test_opening_again_changes_nothing_and_keeps_rows(store_url: str) -> None:
 
     second = StateStore(store_url)
     try:
-        # ensure_schema reports the version it found: already current, nothing to do.
-        assert ensure_schema(second.engine) == CURRENT_VERSION
-        assert _version_rows(second.engine) == [(1, CURRENT_VERSION)]
+        # ensure_schema reports the revision it found: already current, nothing to do.
+        assert ensure_schema(second.engine) == HEAD
+        assert revision_rows(second.engine) == [HEAD]
         record = second.ledger.get(make_draft("kept").delivery_id)
         assert record is not None and record.subject == "kept"
     finally:
@@ -81,9 +81,12 @@ def test_a_newer_schema_is_refused(store_url: str) -> None:
     store = StateStore(store_url)
     try:
         with store.engine.begin() as connection:
-            connection.execute(schema_version.update().values(version=CURRENT_VERSION + 1))
-        with pytest.raises(RuntimeError, match=f"version {CURRENT_VERSION + 1}"):
+            # What a newer release's upgrade leaves: a revision this code has no file for.
+            connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9001'"))
+        with pytest.raises(SchemaNewerThanCode, match=r"'9001'.*upgrade social_pipelines"):
             ensure_schema(store.engine)
+        with pytest.raises(SchemaNewerThanCode, match="'9001'"):
+            StateStore(store_url)
     finally:
         store.dispose()
 
@@ -91,30 +94,11 @@ def test_a_newer_schema_is_refused(store_url: str) -> None:
 def test_threads_opening_a_new_store_at_once_all_succeed(store_url: str) -> None:
     _wal_file_without_schema(store_url)
     openers = 4
-    barrier = threading.Barrier(openers)
-    errors: list[BaseException] = []
-    stores: list[StateStore] = []
-    lock = threading.Lock()
-
-    def open_it() -> None:
-        try:
-            barrier.wait(timeout=30)
-            opened = StateStore(store_url)
-            with lock:
-                stores.append(opened)
-        except BaseException as error:
-            with lock:
-                errors.append(error)
-
-    threads = [threading.Thread(target=open_it) for _ in range(openers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    stores, errors = at_once_in_threads(openers, lambda: StateStore(store_url))
     try:
         assert errors == []
         assert len(stores) == openers
-        assert _version_rows(stores[0].engine) == [(1, CURRENT_VERSION)]
+        assert revision_rows(stores[0].engine) == [HEAD]
     finally:
         for opened in stores:
             opened.dispose()
@@ -138,7 +122,7 @@ def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str) -> No
     assert [process.exitcode for process in processes] == [0, 0]
     store = StateStore(store_url)
     try:
-        assert _version_rows(store.engine) == [(1, CURRENT_VERSION)]
+        assert revision_rows(store.engine) == [HEAD]
     finally:
         store.dispose()
 
@@ -183,12 +167,16 @@ def test_opening_a_new_sqlite_file_waits_for_a_concurrent_writer(tmp_path: Path)
 
 def test_open_returns_one_store_per_process_and_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cached.db'}"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
     try:
-        assert StateStore.open(url) is StateStore.open(url)
-        assert StateStore.open(url) is not StateStore.open(f"sqlite:///{tmp_path / 'other.db'}")
+        first = StateStore.open(url)
+        assert StateStore.open(url) is first
+        assert StateStore.open(other) is not first
+        StateStore.close(url)
+        assert StateStore.open(url) is not first  # closed and forgotten: opened afresh
     finally:
-        for key in [key for key in StateStore._opened if str(tmp_path) in key[1]]:
-            StateStore._opened.pop(key).dispose()
+        StateStore.close(url)
+        StateStore.close(other)
 
 
 def test_sqlite_store_creates_missing_parent_directories(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from social_pipelines.models import (
     content_hash,
     delivery_id,
 )
-from social_pipelines.store.ledger import ClaimResult, Ledger, QuotaRule
+from social_pipelines.store import ClaimResult, Ledger, QuotaRule
 from social_pipelines.store.state import StateStore
 
 ACCOUNT_KEY = "109@fake.example"
