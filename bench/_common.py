@@ -99,7 +99,7 @@ class FullStack:
 
     def close(self) -> None:
         self.platform.close()
-        self.connector.limits.close()
+        self.connector.rate_limits.close()
         self.store.dispose()
 
 

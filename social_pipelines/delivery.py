@@ -34,6 +34,7 @@ from social_pipelines.errors import (
     CircuitOpen,
     Duplicate,
     OutcomeUnknown,
+    OutOfAttempts,
     QuotaExhausted,
     RateLimited,
     Rejected,
@@ -331,7 +332,7 @@ class Deliverer:
                 record,
                 claim.attempt,
                 # The last error as detail, not message: a stored page stays out of logs.
-                Rejected(
+                OutOfAttempts(
                     f"out of attempts ({self.max_attempts})", detail=record.error or "no error"
                 ),
                 DeliveryState.DEAD,

@@ -206,6 +206,11 @@ class Rejected(SocialError):
     """Permanent: validation, permission, not found. Repeating it cannot help."""
 
 
+class OutOfAttempts(SocialError):
+    """We gave up on a delivery after its attempts, each retryable: the last error is the
+    detail. Not the platform's verdict (that is `Rejected`): a person may retry it."""
+
+
 class CircuitOpen(SocialError):
     """Our breaker for this platform and account is open until `until`."""
 
@@ -229,6 +234,7 @@ _KIND_NAMES: dict[type, str] = {
     OutcomeUnknown: "outcome_unknown",
     Duplicate: "duplicate",
     Rejected: "rejected",
+    OutOfAttempts: "out_of_attempts",
     CircuitOpen: "circuit_open",
 }
 

@@ -67,7 +67,7 @@ class SearchResult(Value):
     more_beyond: bool = False
 
 
-class PlatformLimits(Value):
+class ContentRules(Value):
     """What a platform (or instance) accepts, read from it at run time where it can."""
 
     max_characters: int

@@ -2,10 +2,10 @@
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from social_pipelines.circuits import check_circuits
 from social_pipelines.jobs import reply_job
 from social_pipelines.partitions import WINDOW_CRON, last_complete_window
 from social_pipelines.resources import PlatformsResource
+from social_pipelines.runnable import runnable_campaigns
 
 
 @schedule(
@@ -21,7 +21,7 @@ def reply_schedule(
     key = last_complete_window(context.scheduled_execution_time)
     if key is None:
         return SkipReason("no reply window has ended yet")
-    check = check_circuits(platforms.wiring())
+    check = runnable_campaigns(platforms.wiring())
     if not check.runnable:
         return SkipReason(check.skip_reason())
     run_config = {}

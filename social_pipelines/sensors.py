@@ -15,9 +15,9 @@ from dagster import (
     sensor,
 )
 
-from social_pipelines.circuits import check_circuits
 from social_pipelines.jobs import redeliver_job
 from social_pipelines.resources import PlatformsResource, StateStoreResource
+from social_pipelines.runnable import runnable_campaigns
 
 
 @sensor(
@@ -39,7 +39,7 @@ def deferred_deliveries_sensor(
             if upcoming
             else "nothing due"
         )
-    check = check_circuits(platforms.wiring())
+    check = runnable_campaigns(platforms.wiring())
     open_accounts = {campaign.account for campaign, _ in check.blocked}
     if open_accounts and all(record.account in open_accounts for record in due):
         return SkipReason(f"{len(due)} due, but {check.skip_reason()}")

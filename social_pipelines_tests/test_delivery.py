@@ -408,6 +408,7 @@ def test_a_doubtful_delivery_out_of_attempts_is_not_sent_again(
     result = deliverer.deliver(draft)
     assert result.outcome == Outcome.DEAD
     assert "out of attempts (1)" in result.error
+    assert result.error_kind == "out_of_attempts"  # ours to give up on, not the platform's
     assert len(platform.creates) == 1
     assert ledger.get(draft.delivery_id).state == DeliveryState.DEAD
 

@@ -29,8 +29,7 @@ from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
-from social_pipelines.replies.selection import oldest_answerable
-from social_pipelines.replies.selection import select_candidates as choose
+from social_pipelines.replies.selection import choose_posts, oldest_answerable
 from social_pipelines.replies.steps import (
     CampaignPlan,
     CampaignReport,
@@ -210,7 +209,7 @@ def select_candidates(
         str(DeliveryKind.REPLY),
         [post.id for post in found.posts],
     )
-    selection = choose(
+    selection = choose_posts(
         found.posts,
         campaign=plan.campaign,
         identity=identity,
@@ -265,7 +264,7 @@ def _draft(
     plan, identity = selected.plan, selected.identity
     campaign = plan.campaign
     writer = reply_writer.get(platform)
-    limit = platform.limits().max_characters
+    limit = platform.content_rules().max_characters
     drafts = [
         Draft(
             delivery_id=delivery_id(

@@ -18,12 +18,12 @@ from typing import Any, Protocol, Self, runtime_checkable
 import httpx
 
 from social_pipelines.models import (
+    ContentRules,
     CreatePost,
     Delivery,
     Identity,
     MediaRef,
     MediaUpload,
-    PlatformLimits,
     Published,
     SearchResult,
 )
@@ -50,13 +50,14 @@ class Adapter(Protocol):
         """The account's stable identity, from the platform."""
         ...
 
-    def limits(self) -> PlatformLimits:
-        """Text and media limits, read from the platform where it publishes them."""
+    def content_rules(self) -> ContentRules:
+        """What a post may hold (text length, media), read from the platform where it
+        publishes that."""
         ...
 
-    def text_length(self, text: str, limits: PlatformLimits) -> int:
-        """Length of `text` as the platform counts it against `limits.max_characters`.
-        Pure: it never sends a request (the limits come from a guarded `limits()`)."""
+    def text_length(self, text: str, rules: ContentRules) -> int:
+        """Length of `text` as the platform counts it against `rules.max_characters`.
+        Pure: it never sends a request (the rules come from a guarded `content_rules()`)."""
         ...
 
     def close(self) -> None: ...

@@ -18,13 +18,13 @@ from pydantic import Field, SecretStr, field_validator
 
 from social_pipelines.errors import AuthExpired, OutcomeUnknown, Rejected, SocialError, Transient
 from social_pipelines.models import (
+    ContentRules,
     CreatePost,
     Delivery,
     DeliveryKind,
     Identity,
     MediaRef,
     MediaUpload,
-    PlatformLimits,
     Published,
     SearchResult,
     SocialPost,
@@ -95,7 +95,7 @@ class MastodonPlatform:
             transport=transport,
         )
         self._identity: Identity | None = None
-        self._limits: PlatformLimits | None = None
+        self._rules: ContentRules | None = None
         self._instance: dict[str, Any] | None = None
 
     def __enter__(self) -> Self:
@@ -169,12 +169,12 @@ class MastodonPlatform:
             )
         return self._identity
 
-    def limits(self) -> PlatformLimits:
-        if self._limits is None:
+    def content_rules(self) -> ContentRules:
+        if self._rules is None:
             config = self._instance_info().get("configuration") or {}
             statuses = config.get("statuses") or {}
             media = config.get("media_attachments") or {}
-            self._limits = PlatformLimits(
+            self._rules = ContentRules(
                 max_characters=int(statuses.get("max_characters", 500)),
                 characters_per_url=int(statuses.get("characters_reserved_per_url", 23)),
                 max_media=int(statuses.get("max_media_attachments", 4)),
@@ -186,10 +186,10 @@ class MastodonPlatform:
                 or ("image/jpeg", "image/png"),
                 max_alt_text=media.get("description_limit"),
             )
-        return self._limits
+        return self._rules
 
-    def text_length(self, text: str, limits: PlatformLimits) -> int:
-        return counted_length(text, characters_per_url=limits.characters_per_url)
+    def text_length(self, text: str, rules: ContentRules) -> int:
+        return counted_length(text, characters_per_url=rules.characters_per_url)
 
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
         """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.

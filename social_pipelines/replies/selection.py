@@ -31,7 +31,7 @@ def oldest_answerable(campaign: Campaign, *, window_end: datetime, now: datetime
     return max(window_end, now) - timedelta(hours=campaign.max_age_hours)
 
 
-def select_candidates(
+def choose_posts(
     posts: list[SocialPost],
     *,
     campaign: Campaign,

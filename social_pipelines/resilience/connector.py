@@ -23,8 +23,8 @@ from social_pipelines.platforms.registry import connect
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.door import AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
-from social_pipelines.resilience.limits import RateLimits
 from social_pipelines.resilience.policy import policy_for
+from social_pipelines.resilience.rate_limits import RateLimits
 from social_pipelines.store.state import StateStore
 
 
@@ -46,9 +46,9 @@ class Connector:
         self.store = store
         self.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
         if store.backend == "postgresql":
-            self.limits = RateLimits(store.engine, postgres_url=store.url)
+            self.rate_limits = RateLimits(store.engine, postgres_url=store.url)
         else:
-            self.limits = RateLimits(store.engine, sqlite_path=bucket_path)
+            self.rate_limits = RateLimits(store.engine, sqlite_path=bucket_path)
         self._breakers: dict[str, SharedBreaker] = {}
 
     @classmethod
@@ -98,7 +98,7 @@ class Connector:
         policy = self.policy(account.platform)
         breaker = self.breaker(account.platform, account.name)
         door = AccountDoor(
-            self.limits,
+            self.rate_limits,
             breaker,
             platform=account.platform,
             account=account.name,

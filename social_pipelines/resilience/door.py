@@ -19,7 +19,7 @@ from social_pipelines.platforms.http import rate_limit_info, retry_after_seconds
 from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.budget import Permit
-from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.rate_limits import RateLimits
 
 # After waiting this long for a rate slot, the circuit may have moved: look again.
 RECHECK_CIRCUIT_AFTER = 0.05
@@ -33,7 +33,7 @@ class AccountDoor:
 
     def __init__(
         self,
-        limits: RateLimits,
+        rate_limits: RateLimits,
         breaker: SharedBreaker,
         *,
         platform: str,
@@ -41,7 +41,7 @@ class AccountDoor:
         policy: PlatformPolicy,
         log: Log | None = None,
     ) -> None:
-        self.limits = limits
+        self.rate_limits = rate_limits
         self.breaker = breaker
         self.platform = platform
         self.account = account
@@ -49,19 +49,19 @@ class AccountDoor:
         self.log = log or _LOG
 
     def enter(self, endpoint: str) -> Permit:
-        permit = self.limits.acquire(self.platform, self.account, self.policy, endpoint)
+        permit = self.rate_limits.acquire(self.platform, self.account, self.policy, endpoint)
         if permit.waited >= RECHECK_CIRCUIT_AFTER:
             try:
                 self.breaker.check()
             except BaseException:
-                self.limits.settle(permit, None, sent=False)
+                self.rate_limits.settle(permit, None, sent=False)
                 raise
         return permit
 
     def leave(self, permit: object, response: httpx.Response | None, *, sent: bool) -> None:
         assert isinstance(permit, Permit), "a permit this door gave out"
         info = rate_limit_info(response.headers) if response is not None else None
-        self.limits.settle(permit, info, sent=sent)
+        self.rate_limits.settle(permit, info, sent=sent)
         if response is not None and response.status_code == 429:
             self._blocked(permit, response)
 
@@ -75,8 +75,8 @@ class AccountDoor:
             f"{response.request.url.path} for {self.account}: buckets "
             f"{', '.join(keys) or 'none'} blocked for {wait:.1f} s in every process"
         )
-        self.limits.block(
+        self.rate_limits.block(
             keys,
-            self.limits.clock() + timedelta(seconds=wait),
+            self.rate_limits.clock() + timedelta(seconds=wait),
             f"HTTP 429, retry after {wait:.0f} s",
         )

@@ -22,12 +22,12 @@ from typing import Self, TypeVar
 from social_pipelines.errors import ConfigError
 from social_pipelines.log import Log
 from social_pipelines.models import (
+    ContentRules,
     CreatePost,
     Delivery,
     Identity,
     MediaRef,
     MediaUpload,
-    PlatformLimits,
     Published,
     SearchResult,
 )
@@ -71,7 +71,7 @@ class GuardedPlatform:
         self._sleep = sleep
         self.log = log or _LOG
         self.name = inner.name
-        self._limits: PlatformLimits | None = None
+        self._rules: ContentRules | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -107,14 +107,14 @@ class GuardedPlatform:
     def whoami(self) -> Identity:
         return self._call("whoami", self._inner.whoami)
 
-    def limits(self) -> PlatformLimits:
-        if self._limits is None:
-            self._limits = self._call("limits", self._inner.limits)
-        return self._limits
+    def content_rules(self) -> ContentRules:
+        if self._rules is None:
+            self._rules = self._call("content rules", self._inner.content_rules)
+        return self._rules
 
     def text_length(self, text: str) -> int:
-        """As the platform counts it; the limits it needs are read through the breaker."""
-        return self._inner.text_length(text, self.limits())
+        """As the platform counts it; the rules it needs are read through the breaker."""
+        return self._inner.text_length(text, self.content_rules())
 
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
         searcher = self._able(Capability.SEARCH, Searcher)

@@ -138,7 +138,7 @@ def post_worker(account_name: str, subjects_file: str, order_seed: int) -> int:
     account = platforms.accounts().get(account_name)
     platform = platforms.connect(account)
     identity = platform.whoami()
-    platform.limits()
+    platform.content_rules()
     with open(subjects_file, encoding="utf-8") as handle:
         posts = json.load(handle)
     random.Random(order_seed).shuffle(posts)

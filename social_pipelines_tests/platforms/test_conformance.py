@@ -177,7 +177,7 @@ def test_rate_headers_reach_the_limiter(connected: Connected) -> None:
 
 def test_every_request_takes_exactly_one_permit(connected: Connected) -> None:
     connected.adapter.whoami()
-    connected.adapter.limits()
+    connected.adapter.content_rules()
     connected.create()
     passages = connected.door.passages
     assert len(passages) == len(connected.remote.requests) > 0

@@ -287,7 +287,7 @@ def test_identity_and_limits_come_from_the_instance(
     )
     identity = mastodon.whoami()
     assert identity.stable_key == "109@social.example"
-    limits = mastodon.limits()
+    limits = mastodon.content_rules()
     assert (limits.max_characters, limits.characters_per_url) == (1000, 30)
     assert limits.image_mime_types == ("image/png",)
     assert mastodon.text_length("see https://example.com/x", limits) == 4 + 30

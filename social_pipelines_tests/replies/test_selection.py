@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from social_pipelines.campaigns import Campaign
 from social_pipelines.models import DeliveryState, Identity, SocialPost
-from social_pipelines.replies.selection import Selection, select_candidates
+from social_pipelines.replies.selection import Selection, choose_posts
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ME = Identity(platform="mastodon", account_id="me", handle="brand", domain="social.example")
@@ -37,7 +37,7 @@ def _select(
     max_replies: int = 10,
     campaign: Campaign = CAMPAIGN,
 ) -> Selection:
-    selection = select_candidates(
+    selection = choose_posts(
         posts,
         campaign=campaign,
         identity=ME,

@@ -44,7 +44,7 @@ def world(sandbox: SandboxProcess, tmp_path: Path) -> Iterator[dict]:  # noqa: F
         "identity": platform.whoami(),
     }
     platform.close()
-    connector.limits.close()
+    connector.rate_limits.close()
 
 
 def draft_for(world: dict, target: str, text: str = "thanks!") -> Draft:

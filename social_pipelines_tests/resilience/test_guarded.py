@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from social_pipelines.errors import ConfigError, OutcomeUnknown, RateLimited, Rejected, Transient
-from social_pipelines.models import CreatePost, Identity, PlatformLimits, Published
+from social_pipelines.models import ContentRules, CreatePost, Identity, Published
 from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.platforms.policy import PlatformPolicy, Rate
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.door import AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
-from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.rate_limits import RateLimits
 from social_pipelines.store import StateStore
 
 
@@ -41,11 +41,11 @@ class ScriptedPlatform:
         self._next()
         return Identity(platform="mastodon", account_id="1", handle="brand", domain="x")
 
-    def limits(self) -> PlatformLimits:
+    def content_rules(self) -> ContentRules:
         self._next()
-        return PlatformLimits(max_characters=500)
+        return ContentRules(max_characters=500)
 
-    def text_length(self, text: str, limits: PlatformLimits) -> int:
+    def text_length(self, text: str, rules: ContentRules) -> int:
         return len(text)
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:

@@ -53,7 +53,7 @@ def test_the_adapter_counts_as_the_sandbox_does(sandbox: SandboxProcess, cluster
     with MastodonPlatform(
         sandbox.url, sandbox.token(), door=RecordingDoor(), timeout=5
     ) as platform:
-        limits = platform.limits()
+        limits = platform.content_rules()
         limit = limits.max_characters
         lead = f"@datadiana@other.example see https://example.com/{'a' * 80} "
         text = lead + cluster * (limit - platform.text_length(lead, limits))

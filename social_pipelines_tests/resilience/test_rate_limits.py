@@ -10,7 +10,7 @@ import pytest
 from social_pipelines.errors import RateLimited
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.policy import PlatformPolicy, Rate
-from social_pipelines.resilience.limits import RateLimits
+from social_pipelines.resilience.rate_limits import RateLimits
 from social_pipelines.store import StateStore
 
 

@@ -12,7 +12,7 @@ from social_pipelines.wiring import Wiring
 
 
 @dataclass(frozen=True)
-class CircuitCheck:
+class Runnable:
     runnable: list[Campaign]
     blocked: list[tuple[Campaign, BreakerSnapshot]]
 
@@ -25,7 +25,7 @@ class CircuitCheck:
         return f"circuit open: {named}"
 
 
-def check_circuits(wiring: Wiring) -> CircuitCheck:
+def runnable_campaigns(wiring: Wiring) -> Runnable:
     book = wiring.campaigns()
     runnable, blocked = [], []
     for campaign in book.enabled():
@@ -35,4 +35,4 @@ def check_circuits(wiring: Wiring) -> CircuitCheck:
             blocked.append((campaign, snapshot))
         else:
             runnable.append(campaign)
-    return CircuitCheck(runnable, blocked)
+    return Runnable(runnable, blocked)
