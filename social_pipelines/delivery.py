@@ -8,6 +8,9 @@ The rules of DESIGN.md's delivery ledger live here and nowhere else:
   the idempotency key is still sent with every create, as a second guard, never the only
   one (servers ignore keys or lose them);
 - a platform "duplicate" answer triggers reconciliation, not failure;
+- what to create is prepared inside the claim, right before the create (`prepare`): a
+  cancel made a second before wins, a redelivered publish is sent with its images, and a
+  remote id made on the way (an upload) is staged in the row for the next attempt;
 - a create is repeated in place only when it provably never reached the platform (the
   guarded platform's retries decide that from the error class);
 - a claim is a lease the deliverer renews while it works (a heartbeat), so a killed run's
@@ -79,6 +82,32 @@ class Sender(Protocol):
     def find_delivery(self, delivery: Delivery) -> Published | None: ...
 
 
+class ClaimLost(Exception):
+    """The claim lapsed (and may have been taken over) while this attempt worked: stop."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """What `prepare` returns when the delivery must not go: what it delivers was withdrawn
+    (a cancelled post) since it was planned."""
+
+    reason: str
+
+
+# Runs inside the claim, right before the create: what to create, or that it was cancelled.
+# It gets the row (its `reference`, a `staged_id` an earlier attempt left) and a `stage`
+# callable that records a remote id made on the way (an upload) under the claim.
+Prepare = Callable[[DeliveryRecord, Callable[[str], None]], "CreatePost | Cancelled"]
+
+
+def prepare_reply(record: DeliveryRecord, stage: Callable[[str], None]) -> CreatePost:
+    """A reply needs nothing but its row: the planned text, answering the post it is for."""
+    return CreatePost(
+        text=record.text,
+        in_reply_to_id=record.subject if record.kind == DeliveryKind.REPLY else None,
+    )
+
+
 class Outcome(StrEnum):
     SENT = "sent"
     RECONCILED = "reconciled"  # it was out already: found on the platform, recorded as sent
@@ -88,11 +117,19 @@ class Outcome(StrEnum):
     FAILED = "failed"  # retryable; a later attempt will send it
     UNKNOWN = "unknown"  # may be out; the next attempt reconciles first
     DEAD = "dead"
+    CANCELLED = "cancelled"  # withdrawn before it went out; never sent
     DRY_RUN = "dry_run"  # nothing sent or recorded: what a real run would send
 
 
 SETTLED = frozenset(
-    {Outcome.SENT, Outcome.RECONCILED, Outcome.ALREADY_SENT, Outcome.DEAD, Outcome.DRY_RUN}
+    {
+        Outcome.SENT,
+        Outcome.RECONCILED,
+        Outcome.ALREADY_SENT,
+        Outcome.DEAD,
+        Outcome.CANCELLED,
+        Outcome.DRY_RUN,
+    }
 )
 NEW = frozenset({Outcome.SENT, Outcome.RECONCILED})  # out because of this step
 UNSETTLED = frozenset({Outcome.FAILED, Outcome.UNKNOWN})  # a retry of the step may settle
@@ -237,11 +274,13 @@ class Deliverer:
         quotas: Iterable[QuotaRule] = (),
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         reconciles_in_step: int = IN_STEP_RECONCILES,
+        prepare: Prepare = prepare_reply,
         log: Log | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`reconciles_in_step` bounds how often one `deliver`/`send` waits out the settle
-        time and reconciles an unknown outcome itself (0: leave it to the next call)."""
+        time and reconciles an unknown outcome itself (0: leave it to the next call);
+        `prepare` turns a claimed row into what to create (`prepare_reply` for replies)."""
         self.ledger = ledger
         self.platform = platform
         # Claims are held in the name of the run; outside a run, of this deliverer.
@@ -251,6 +290,7 @@ class Deliverer:
         self.quotas = tuple(quotas)
         self.max_attempts = max_attempts
         self.reconciles_in_step = reconciles_in_step
+        self.prepare = prepare
         self.log = log or _LOG
         self._sleep = sleep
         self._heartbeat = Heartbeat(ledger, self.run_id, lease, self.log)
@@ -313,6 +353,8 @@ class Deliverer:
                 return _result(record, Outcome.DEFERRED)
             case ClaimResult.DEAD:
                 return _result(record, Outcome.DEAD)
+            case ClaimResult.CANCELLED:
+                return _result(record, Outcome.CANCELLED)
             case ClaimResult.RECONCILE:
                 settled = self._reconcile_first(claim)
                 if settled is not None:
@@ -381,32 +423,56 @@ class Deliverer:
         )
 
     def _send(self, record: DeliveryRecord, attempt: int) -> DeliveryResult:
-        post = CreatePost(
-            text=record.text,
-            in_reply_to_id=record.subject if record.kind == DeliveryKind.REPLY else None,
-        )
+        """Prepare inside the claim (a cancel made a second ago wins, a deferred publish
+        gets its images), then create once."""
         try:
-            published = self.platform.create_post(post, idempotency_key=record.delivery_id)
-        except (Duplicate, OutcomeUnknown) as error:
+            prepared = self.prepare(record, self._stager(record))
+        except ClaimLost as lost:
+            self.log.warning(f"preparing {_what(record)}: {lost}; left to its new holder")
+            return _result(record, Outcome.IN_FLIGHT)
+        except SocialError as error:
+            # Preparing creates nothing anyone sees (an orphaned upload at most).
+            return self._not_sent(record, attempt, error, created=False)
+        if isinstance(prepared, Cancelled):
+            self.log.info(f"{_what(record)} cancelled before it was sent: {prepared.reason}")
+            done = self.ledger.record_cancelled(record.delivery_id, attempt, prepared.reason)
+            return _result(done, Outcome.CANCELLED)
+        try:
+            published = self.platform.create_post(prepared, idempotency_key=record.delivery_id)
+        except SocialError as error:
+            return self._not_sent(record, attempt, error, created=True)
+        done = self.ledger.record_sent(record.delivery_id, attempt, published)
+        return _result(done, Outcome.SENT)
+
+    def _stager(self, record: DeliveryRecord) -> Callable[[str], None]:
+        def stage(staged_id: str) -> None:
+            if self.ledger.record_staged(record.delivery_id, self.run_id, staged_id) is None:
+                raise ClaimLost(f"the claim lapsed before {staged_id!r} could be recorded")
+
+        return stage
+
+    def _not_sent(
+        self, record: DeliveryRecord, attempt: int, error: SocialError, *, created: bool
+    ) -> DeliveryResult:
+        """What an error before `sent` makes of the delivery. Only a create can have left:
+        then a duplicate answer or no answer means it may be out (reconcile first)."""
+        if created and isinstance(error, (Duplicate, OutcomeUnknown)):
             self.log.warning(
                 f"create of {_what(record)}: {error}; it may be out, so it is looked for "
                 f"among the account's own posts in {self.settle.total_seconds():g} s before "
                 "anything is sent again"
             )
             return self._unknown(record, attempt, error)
-        except Rejected as error:
+        if isinstance(error, Rejected):
             return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
-        except (RateLimited, QuotaExhausted, CircuitOpen) as error:
+        if isinstance(error, (RateLimited, QuotaExhausted, CircuitOpen)):
             until = error.resume_at if isinstance(error, RateLimited) else error.until
             return self._record(
                 record, attempt, error, DeliveryState.FAILED, Outcome.DEFERRED, not_before=until
             )
-        except SocialError as error:
-            if attempt >= self.max_attempts:
-                return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
-            return self._record(record, attempt, error, DeliveryState.FAILED, Outcome.FAILED)
-        done = self.ledger.record_sent(record.delivery_id, attempt, published)
-        return _result(done, Outcome.SENT)
+        if attempt >= self.max_attempts:
+            return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
+        return self._record(record, attempt, error, DeliveryState.FAILED, Outcome.FAILED)
 
     def _record(
         self,

@@ -123,6 +123,7 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # retryable, with the error class; may carry a not-before time
     DEAD = "dead"  # permanent or out of attempts; stays visible with its reason
     UNKNOWN = "unknown"  # may have reached the platform: reconcile before any resend
+    CANCELLED = "cancelled"  # what it delivers was withdrawn before it went out; never sent
 
 
 def delivery_id(platform: str, account_key: str, kind: DeliveryKind, subject: str) -> str:

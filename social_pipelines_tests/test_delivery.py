@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from social_pipelines.delivery import DEFAULT_LEASE, Deliverer, Outcome, Sender
+from social_pipelines.delivery import DEFAULT_LEASE, Cancelled, Deliverer, Outcome, Sender
 from social_pipelines.errors import (
     AuthExpired,
     Duplicate,
@@ -31,7 +31,7 @@ from social_pipelines.models import (
     content_hash,
     delivery_id,
 )
-from social_pipelines.store import ClaimResult, Ledger, QuotaRule
+from social_pipelines.store import ClaimResult, DeliveryRecord, Ledger, QuotaRule
 from social_pipelines.store.state import StateStore
 
 ACCOUNT_KEY = "109@fake.example"
@@ -587,3 +587,90 @@ def test_the_heartbeat_keeps_a_live_claim_and_stops_with_the_deliverer(
         assert store.ledger.get(draft.delivery_id).lease_until == stopped
     finally:
         store.dispose()
+
+
+# -- prepare: what to create is decided inside the claim -----------------------------------
+
+
+class Outbox:
+    """What a publish's `prepare` reads: the post as it is now, and uploads it makes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cancelled = ""
+        self.uploads: list[str] = []
+
+    def prepare(
+        self, record: DeliveryRecord, stage: Callable[[str], None]
+    ) -> CreatePost | Cancelled:
+        if self.cancelled:
+            return Cancelled(self.cancelled)
+        media = record.staged_id
+        if media is None:  # an earlier attempt's upload is reused, never made twice
+            media = f"media-{len(self.uploads) + 1}"
+            self.uploads.append(media)
+            stage(media)
+        return CreatePost(text=self.text, media_ids=(media,))
+
+
+def _publish(outbox: Outbox) -> Draft:
+    return _draft("post-7/brand", text=outbox.text, kind=DeliveryKind.PUBLISH)
+
+
+def test_a_retried_publish_is_sent_with_the_media_its_first_attempt_staged(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    outbox = Outbox("launch day")
+    deliverer = Deliverer(ledger, platform, run_id="run-1", prepare=outbox.prepare)
+    draft = _publish(outbox)
+    platform.fail_next_create(Transient("connect error"))
+    assert deliverer.deliver(draft).outcome == Outcome.FAILED
+    assert ledger.get(draft.delivery_id).staged_id == "media-1"
+
+    assert deliverer.send(draft.delivery_id).outcome == Outcome.SENT
+    assert outbox.uploads == ["media-1"]
+    assert [post.media_ids for post, _ in platform.creates] == [("media-1",), ("media-1",)]
+
+
+def test_a_cancel_made_before_a_redelivery_wins(ledger: Ledger, platform: FakePlatform) -> None:
+    outbox = Outbox("launch day")
+    deliverer = Deliverer(ledger, platform, run_id="run-1", prepare=outbox.prepare)
+    draft = _publish(outbox)
+    platform.fail_next_create(Transient("connect error"))
+    assert deliverer.deliver(draft).outcome == Outcome.FAILED
+    outbox.cancelled = "cancelled by its author"
+
+    result = deliverer.send(draft.delivery_id)
+    assert result.outcome == Outcome.CANCELLED and result.settled
+    assert len(platform.creates) == 1  # only the first, refused attempt
+    record = ledger.get(draft.delivery_id)
+    assert record.state == DeliveryState.CANCELLED
+    assert record.error == "cancelled by its author"
+    assert deliverer.send(draft.delivery_id).outcome == Outcome.CANCELLED
+    assert ledger.due() == []
+
+
+def test_a_failed_upload_fails_the_attempt_without_doubt(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    def upload_times_out(record: DeliveryRecord, stage: Callable[[str], None]) -> CreatePost:
+        raise OutcomeUnknown("read timeout on the upload")
+
+    deliverer = Deliverer(ledger, platform, run_id="run-1", prepare=upload_times_out)
+    result = deliverer.deliver(_draft(kind=DeliveryKind.PUBLISH))
+    # Nothing anyone sees was created: a plain failure, not a reconciliation.
+    assert result.outcome == Outcome.FAILED
+    assert platform.creates == [] and platform.listed == 0
+
+
+def test_a_claim_lost_while_preparing_sends_nothing(ledger: Ledger, platform: FakePlatform) -> None:
+    def lapses(record: DeliveryRecord, stage: Callable[[str], None]) -> CreatePost:
+        ledger.release_run("run-1")  # as if the heartbeat stopped and the lease ran out
+        stage("media-1")
+        return CreatePost(text=record.text)
+
+    deliverer = Deliverer(ledger, platform, run_id="run-1", prepare=lapses)
+    draft = _draft(kind=DeliveryKind.PUBLISH)
+    assert deliverer.deliver(draft).outcome == Outcome.IN_FLIGHT
+    assert platform.creates == []
+    assert ledger.get(draft.delivery_id).staged_id is None

@@ -65,6 +65,7 @@ class ClaimResult(StrEnum):
     IN_FLIGHT = "in_flight"  # another run holds it right now
     DEFERRED = "deferred"  # not before `record.not_before`
     DEAD = "dead"  # given up, with its reason
+    CANCELLED = "cancelled"  # withdrawn before it went out
 
 
 @dataclass(frozen=True)

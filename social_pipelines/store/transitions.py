@@ -333,6 +333,24 @@ class DeliveryTransitions:
             },
         )
 
+    def record_cancelled(self, delivery_id: str, attempt: int, reason: str) -> DeliveryRecord:
+        """Close an attempt whose delivery was withdrawn before it was sent (the post was
+        cancelled): it is never sent, and stays visible with the reason."""
+        return self._finish(
+            delivery_id,
+            attempt,
+            outcome=str(DeliveryState.CANCELLED),
+            error=reason,
+            values={
+                "state": str(DeliveryState.CANCELLED),
+                "not_before": None,
+                "lease_until": None,
+                "error_kind": "cancelled",
+                "status_code": None,
+                "error": reason,
+            },
+        )
+
     def _finish(
         self,
         delivery_id: str,
@@ -439,6 +457,8 @@ def _why_not_claimed(record: DeliveryRecord) -> ClaimResult:
         return ClaimResult.SENT
     if record.state == DeliveryState.DEAD:
         return ClaimResult.DEAD
+    if record.state == DeliveryState.CANCELLED:
+        return ClaimResult.CANCELLED
     if record.state == DeliveryState.SENDING:
         return ClaimResult.IN_FLIGHT
     return ClaimResult.DEFERRED

@@ -680,3 +680,17 @@ def test_an_unknown_delivery_waits_out_its_settle_time(ledger: Ledger, clock: Fa
     assert ledger.due() == [] and ledger.next_due_at() == settle
     clock.now = settle
     assert ledger.claim(delivery_id, run_id="run-b", lease=LEASE).result == ClaimResult.RECONCILE
+
+
+def test_a_cancelled_delivery_is_never_claimed_again_and_never_due(ledger: Ledger) -> None:
+    delivery_id, attempt = _claimed(ledger, run_id="run-a")
+    cancelled = ledger.record_cancelled(delivery_id, attempt, "the post was cancelled")
+    assert (cancelled.state, cancelled.error, cancelled.lease_until) == (
+        DeliveryState.CANCELLED,
+        "the post was cancelled",
+        None,
+    )
+    assert ledger.claim(delivery_id, run_id="run-b", lease=LEASE).result == ClaimResult.CANCELLED
+    assert ledger.due() == []
+    [row] = ledger.attempts(delivery_id)
+    assert row.outcome == "cancelled"
