@@ -65,8 +65,11 @@ def demo(args: argparse.Namespace) -> int:
         seeded = sandbox.seed(demo_posts())
         print(f"sandbox at {sandbox.url} ({seeded['created']} posts seeded)")
 
-        from social_pipelines.definitions import defs
+        # Built from the settings as they are now, the sandbox's URL included: the module's
+        # `defs` holds whatever the environment said when it was first imported.
+        from social_pipelines.definitions import build_definitions
 
+        defs = build_definitions(load_settings())
         window = args.window or last_complete_window()
         if window is None:
             print("no reply window has ended yet", file=sys.stderr)

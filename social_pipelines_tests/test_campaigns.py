@@ -4,13 +4,21 @@ Campaigns post as accounts of the accounts file (`test_accounts.py`), by name.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
+import httpx
 import pytest
 
 from social_pipelines.accounts import AccountBook, load_accounts
-from social_pipelines.campaigns import Campaign, load_campaigns
+from social_pipelines.campaigns import NEEDS, Campaign, load_campaigns
 from social_pipelines.errors import ConfigError
+from social_pipelines.platforms import catalog
+from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.capabilities import Adapter, Capability, PlatformSpec
+from social_pipelines.platforms.http import Door
+from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.settings import DEFAULT_ACCOUNTS_FILE, DEFAULT_CAMPAIGNS_FILE
 
 ACCOUNT = """
@@ -163,6 +171,58 @@ def test_a_campaign_for_an_unknown_account_is_reported(tmp_path: Path) -> None:
     [problem] = book.problems
     assert problem.where == f"{path}: campaigns[1] (lost)"
     assert "account 'ghost' is not defined; defined: brand" in problem.message
+
+
+class NoticeboardAccount(AccountBase):
+    """An account on a test platform that publishes and replies but cannot search."""
+
+    platform: Literal["noticeboard"]  # pyright: ignore[reportIncompatibleVariableOverride]
+
+
+def _never_connected(
+    account: NoticeboardAccount,
+    *,
+    variables: Mapping[str, str],
+    door: Door,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+) -> Adapter:
+    raise AssertionError("loading campaigns never connects to a platform")
+
+
+NOTICEBOARD = PlatformSpec(
+    name="noticeboard",
+    account_model=NoticeboardAccount,
+    connect=_never_connected,
+    policy=PlatformPolicy(),
+    capabilities=frozenset({Capability.PUBLISH, Capability.REPLY}),
+)
+
+
+def test_a_campaign_whose_platform_cannot_search_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(catalog.SPECS, NOTICEBOARD.name, NOTICEBOARD)
+    # The accounts file's union of models is built when the catalog loads, so the test
+    # platform's account joins the book directly, beside one loaded from a file.
+    loaded = _accounts(tmp_path)
+    board = NoticeboardAccount(name="board", platform="noticeboard")
+    accounts = AccountBook(loaded.path, {**loaded.accounts, "board": board})
+    path = _write(tmp_path, _campaign("mentions") + _campaign("notices", account="board"))
+
+    book = load_campaigns(path, accounts)
+
+    assert accounts.lacks("board", *NEEDS) == [Capability.SEARCH]
+    assert list(book.campaigns) == ["mentions"]
+    [problem] = book.problems
+    assert problem.where == f"{path}: campaigns[1] (notices)"
+    assert problem.fields == ("account",)
+    assert problem.message == (
+        "account 'board' is on noticeboard, which cannot search; "
+        "a reply campaign needs search and reply"
+    )
+    with pytest.raises(ConfigError, match="which cannot search"):
+        book.enabled(["notices"])
 
 
 def test_a_duplicate_campaign_name_is_reported(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""`social-pipelines ledger`, run as a person would, against a real SQLite state store."""
+"""The `social-pipelines` command, run as a person would: `ledger` against a real SQLite
+state store, `demo` end to end against the sandbox it starts, and how it refuses bad
+input. Settings come from the environment, as for a person's shell."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import pytest
 from social_pipelines.cli import main
 from social_pipelines.errors import OutcomeUnknown
 from social_pipelines.models import DeliveryState, Published
+from social_pipelines.sandbox.accounts import BRAND
+from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines.store import StateStore
 from social_pipelines_tests.store.helpers import LEASE, FakeClock, make_draft
 
@@ -104,9 +108,11 @@ def test_an_empty_ledger_says_so(store: StateStore, capsys: pytest.CaptureFixtur
         ),
         (["ledger", "--limit", "0"], ["--limit", "'0'", "at least 1"]),
         (["ledger", "--limit", "lots"], ["--limit", "'lots'"]),
+        ([], ["usage: social-pipelines", "error: the following arguments are required"]),
+        (["nope"], ["{demo,dev,ledger}", "argument command: invalid choice: 'nope'"]),
     ],
 )
-def test_a_bad_option_exits_2_with_a_message_not_a_traceback(
+def test_a_bad_command_or_option_exits_2_with_a_message_not_a_traceback(
     store: StateStore, capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
 ) -> None:
     with pytest.raises(SystemExit) as caught:
@@ -118,3 +124,51 @@ def test_a_bad_option_exits_2_with_a_message_not_a_traceback(
     assert "Traceback" not in captured.err
     for fragment in fragments:
         assert fragment in captured.err
+
+
+def test_a_bad_setting_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("SOCIAL_HTTP_TIMEOUT", "0")
+
+    assert main(["ledger"]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "social-pipelines: invalid settings: SOCIAL_HTTP_TIMEOUT='0': "
+        "Input should be greater than 0\n"
+    )
+    assert not (tmp_path / "state.db").exists()  # refused before opening anything
+
+
+def test_demo_dry_run_shows_the_replies_it_would_post_and_posts_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole demo: its own sandbox, reply_job on a fresh DAGSTER_HOME (~15 s)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("SOCIAL_DATABASE_URL", url)
+    # The demo points the environment at the sandbox it starts; set here, so undone after.
+    monkeypatch.setenv("SOCIAL_SANDBOX_URL", "http://127.0.0.1:9/")
+    try:
+        assert main(["demo", "--dry-run"]) == 0
+    finally:
+        StateStore.close(url)  # the store the run opened for this process
+
+    lines = _lines(capsys)
+    assert lines[0].startswith("sandbox at http://127.0.0.1:")
+    would = [line for line in lines if line.startswith("would reply [")]
+    assert would, lines
+    assert not [line for line in lines if line.startswith("replied ")]
+    assert lines[-1] == "replies: 0 new, 0 already answered"
+    store = StateStore(url)
+    try:
+        assert store.ledger.list() == []  # a dry run records nothing
+    finally:
+        store.dispose()
+    with SandboxProcess(db_path=tmp_path / "sandbox.db") as sandbox:  # what the demo used
+        assert sandbox.posted(BRAND) == []

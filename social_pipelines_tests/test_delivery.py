@@ -56,7 +56,9 @@ class FakePlatform:
     def fail_next_create(self, error: SocialError, *, landed: bool = False) -> None:
         self.create_failures.append((error, landed))
 
-    def _store(self, post: CreatePost) -> SocialPost:
+    def land(self, post: CreatePost) -> SocialPost:
+        """Hold `post` as the platform would once a create of it went through (whether or
+        not the answer reached the sender)."""
         number = len(self.posts) + 1
         stored = SocialPost(
             platform=self.name,
@@ -78,9 +80,9 @@ class FakePlatform:
         if self.create_failures:
             error, landed = self.create_failures.pop(0)
             if landed:
-                self._store(post)
+                self.land(post)
             raise error
-        stored = self._store(post)
+        stored = self.land(post)
         return Published(remote_id=stored.id, url=stored.url, created_at=stored.created_at)
 
     def find_delivery(self, delivery: Delivery) -> Published | None:
@@ -265,7 +267,7 @@ def test_a_run_that_died_mid_send_is_reconciled_after_its_lease(
         # A run claims it, the post goes out, and the run is killed before recording it.
         crashed = store.ledger.claim(draft.delivery_id, run_id="dead-run", lease=DEFAULT_LEASE)
         assert crashed.result == ClaimResult.CLAIMED
-        platform._store(CreatePost(text=draft.text, in_reply_to_id=draft.subject))
+        platform.land(CreatePost(text=draft.text, in_reply_to_id=draft.subject))
 
         deliverer = Deliverer(store.ledger, platform, run_id="run-2", reconciles_in_step=0)
         assert deliverer.deliver(draft).outcome == Outcome.IN_FLIGHT

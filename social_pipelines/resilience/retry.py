@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 from tenacity import sleep as tenacity_sleep
+from tenacity.stop import stop_base
 
 from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
 from social_pipelines.log import Log
@@ -56,6 +57,19 @@ def _wait(policy: PlatformPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
+class _StopBeforeWaitingPast(stop_base):
+    """Stop rather than start a wait that would make the waits add up to more than `bound`
+    seconds. Counted from what the waits asked for, so the bound holds whatever `sleep`
+    is (tenacity's `stop_after_delay` reads the clock only, after a wait: it can let the
+    waits reach almost twice the bound, and with a sleep that is not the clock's, any)."""
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.idle_for + retry_state.upcoming_sleep > self.bound
+
+
 def _log_repeat(log: Log, what: str) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -74,12 +88,16 @@ def retrying(
     log: Log | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Retrying:
-    """A tenacity `Retrying` bounded in attempts and total time; every repeat is logged."""
+    """A tenacity `Retrying` bounded in attempts and time: its waits add up to at most
+    `retry_max_seconds`, and none starts once that long has passed. Every repeat is logged
+    to `log`; the last error is raised as it was."""
     return Retrying(
         retry=retry_if_exception(lambda error: is_safe_to_repeat(error, policy=policy)),
         before_sleep=_log_repeat(log or _LOG, what),
         wait=_wait(policy),
-        stop=stop_after_attempt(policy.retry_attempts) | stop_after_delay(policy.retry_max_seconds),
+        stop=stop_after_attempt(policy.retry_attempts)
+        | _StopBeforeWaitingPast(policy.retry_max_seconds)
+        | stop_after_delay(policy.retry_max_seconds),
         reraise=True,
         sleep=sleep or tenacity_sleep,
     )

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dagster import DagsterInstance, UrlMetadataValue, build_schedule_context
-from dagster._core.definitions.run_request import RunRequest
+from dagster import DagsterInstance, RunRequest, UrlMetadataValue, build_schedule_context
 
 from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines.settings import Settings

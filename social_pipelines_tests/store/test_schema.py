@@ -160,9 +160,18 @@ def test_opening_a_new_sqlite_file_waits_for_a_concurrent_writer(tmp_path: Path)
     path = tmp_path / "new.db"
     timer = _hold_a_write_lock(path, wal=False, seconds=0.3)
     try:
-        StateStore(f"sqlite:///{path}").dispose()
+        started = utcnow()
+        store = StateStore(f"sqlite:///{path}")
+        waited = (utcnow() - started).total_seconds()
     finally:
         timer.join()
+    try:
+        assert waited >= 0.25  # it waited for the writer, then created its schema
+        assert revision_rows(store.engine) == [HEAD]
+        tables = sa.inspect(store.engine).get_table_names()
+        assert "someone_elses" in tables  # the other writer's work is kept
+    finally:
+        store.dispose()
 
 
 def test_open_returns_one_store_per_process_and_url(tmp_path: Path) -> None:
