@@ -63,9 +63,12 @@ class Connector:
         handles, built once per process)."""
         key = (os.getpid(), store.url)
         with cls._lock:
-            if key not in cls._instances:
-                cls._instances[key] = cls(store, bucket_path=bucket_path, overrides=overrides)
-            return cls._instances[key]
+            cached = cls._instances.get(key)
+            # A store closed and opened again is a new store: its connector is new too.
+            if cached is None or cached.store is not store:
+                cached = cls(store, bucket_path=bucket_path, overrides=overrides)
+                cls._instances[key] = cached
+            return cached
 
     def policy(self, platform: str) -> PlatformPolicy:
         return policy_for(platform, self.overrides)
