@@ -6,8 +6,10 @@ measures, for the same number of seconds:
 - bare: one keep-alive `httpx.Client` POSTing `/api/v1/statuses` (a reply, JSON body,
   `Idempotency-Key`), reading the answer's id;
 - full: `Deliverer.deliver(Draft)` for a post never answered before: plan and claim in the
-  ledger (with the quota check), breaker check, limiter acquire on the SQLite bucket (file
-  lock), pybreaker-guarded create through the Mastodon adapter inside tenacity, record sent.
+  ledger (with the quota check), then the create through the guarded platform (tenacity,
+  breaker check, the Mastodon adapter's request through the transport door: a rate permit
+  from the SQLite bucket under its file lock, the blocked-until row and the announced
+  budget, the request, the permit settled with the answer's headers), record sent.
 
 The order alternates (bare full, full bare, ...) so drift and machine noise hit both. The
 limiter is in the path but never the bottleneck (a bucket far above the rate reached), and
@@ -30,12 +32,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import sqlalchemy as sa
 from _common import REPLY_TEXT, FullStack, high_quotas, median, seed_subjects, spread
 
 from social_pipelines.delivery import Outcome
-from social_pipelines.models import CreatePost, Published
-from social_pipelines.sandbox.accounts import BRAND
+from social_pipelines.models import CreatePost
+from social_pipelines.platforms.http import rate_limit_info
+from social_pipelines.platforms.mastodon import MastodonPlatform
+from social_pipelines.resilience.budget import Permit
+from social_pipelines.sandbox.accounts import BRAND, token_for
 from social_pipelines.sandbox.process import SandboxProcess
 
 GOAL = 0.5
@@ -50,6 +56,18 @@ OVERRIDES = {
         "quota_per_day": 100_000_000,
     }
 }
+
+# The breakdown's rows.
+PLAN = "ledger plan"
+CLAIM = "ledger claim, as the deliverer does"
+CLAIM_NO_QUOTAS = "ledger claim, no quotas"
+BREAKER = "breaker check"
+ACQUIRE = "door permit: acquire (bucket file lock, blocked-until, budget)"
+SETTLE = "door permit: settle (budget)"
+GUARDED = "create through the guarded platform (breaker, door, tenacity)"
+ALONE = "create, adapter alone (door takes no permit)"
+RECORD = "ledger record sent"
+BARE = "create, bare httpx (the same request, for reference)"
 
 
 class Bare:
@@ -111,16 +129,40 @@ def rate(one: Callable[[], None], seconds: float) -> float:
             return count / (now - started)
 
 
+class PassThroughDoor:
+    """A door that takes no permit and settles nothing: the adapter alone, for the
+    comparison in `breakdown` only (never a way to reach a platform)."""
+
+    def __init__(self) -> None:
+        self.response: httpx.Response | None = None
+
+    def enter(self, endpoint: str) -> object:
+        return None
+
+    def leave(self, permit: object, response: httpx.Response | None, *, sent: bool) -> None:
+        self.response = response
+
+
 def breakdown(stack: FullStack, sandbox: SandboxProcess, count: int) -> None:
     """Where a full-stack delivery spends its time: the Deliverer's steps run one by one.
 
-    Deliveries alternate between the real steps (claim with quotas, create through
-    pybreaker) and stripped ones (claim without quotas, the adapter called directly), so
-    the cost of the quota check and of the breaker call show up as differences.
+    Deliveries alternate between the real steps (claim with quotas, the create through the
+    guarded platform: tenacity, breaker, the transport door's permit and settle) and
+    stripped ones (claim without quotas; then the pieces of the guarded create timed
+    alone: the breaker check, the door's permit acquire, the create through a second
+    Mastodon adapter whose door takes no permit, the permit's settle with that answer, and
+    the baseline's bare request for the same post). The cost of the quota check and of
+    everything around the adapter show as differences.
     """
     subjects = seed_subjects(sandbox, count, prefix="b")
     platform = stack.platform
     ledger = stack.store.ledger
+    rate_limits = stack.connector.rate_limits
+    door = PassThroughDoor()
+    alone = MastodonPlatform(
+        sandbox.url, token_for(BRAND), door=door, timeout=platform.policy.call_timeout
+    )
+    bare = Bare(sandbox)
     totals: dict[str, list[float]] = {}
 
     def timed(name: str, func: Callable[[], T]) -> T:
@@ -129,54 +171,77 @@ def breakdown(stack: FullStack, sandbox: SandboxProcess, count: int) -> None:
         totals.setdefault(name, []).append(time.perf_counter() - started)
         return result
 
-    for index, subject in enumerate(subjects):
-        real = index % 2 == 0
-        draft = stack.draft(subject)
-        key = draft.delivery_id
-        post = CreatePost(text=draft.text, in_reply_to_id=subject)
-        timed("ledger plan", lambda draft=draft: ledger.plan(draft))
-        quotas = stack.deliverer.quotas if real else ()
-        claim = timed(
-            "ledger claim, as the deliverer does" if real else "ledger claim, no quotas",
-            lambda key=key, quotas=quotas: ledger.claim(
-                key, run_id="bench", lease=stack.deliverer.lease, quotas=quotas
-            ),
-        )
-        timed("breaker check", platform.breaker.check)
-        # The request's rate permit, prepaid as GuardedPlatform does; the adapter's own
-        # before-request hook then uses it instead of taking another.
-        timed("limiter acquire (SQLite bucket, file lock)", lambda: platform.gate.prepay("write"))
+    def acquire() -> Permit:
+        # What DoorTransport's enter does for a create (endpoint class "write").
+        return rate_limits.acquire(platform.name, platform.account, platform.policy, "write")
 
-        def create(post: CreatePost = post, key: str = key) -> Published:
-            return platform.inner.create_post(post, idempotency_key=key)
+    def settle(permit: Permit) -> None:
+        # What its leave does with the answer (no 429 here, so no block).
+        response = door.response
+        info = rate_limit_info(response.headers) if response is not None else None
+        rate_limits.settle(permit, info, sent=True)
 
-        try:
+    try:
+        for index, subject in enumerate(subjects):
+            real = index % 2 == 0
+            draft = stack.draft(subject)
+            key = draft.delivery_id
+            post = CreatePost(text=draft.text, in_reply_to_id=subject)
+            timed(PLAN, lambda draft=draft: ledger.plan(draft))
+            quotas = stack.deliverer.quotas if real else ()
+            claim = timed(
+                CLAIM if real else CLAIM_NO_QUOTAS,
+                lambda key=key, quotas=quotas: ledger.claim(
+                    key, run_id="bench", lease=stack.deliverer.lease, quotas=quotas
+                ),
+            )
             if real:
                 published = timed(
-                    "create through pybreaker", lambda create=create: platform.breaker.call(create)
+                    GUARDED,
+                    lambda post=post, key=key: platform.create_post(post, idempotency_key=key),
                 )
             else:
-                published = timed("create, adapter alone (http)", create)
-        finally:
-            platform.gate.forget_prepaid()
-        timed(
-            "ledger record sent",
-            lambda key=key, claim=claim, published=published: ledger.record_sent(
-                key, claim.attempt, published
-            ),
-        )
+                timed(BREAKER, platform.breaker.check)
+                permit = timed(ACQUIRE, acquire)
+                try:
+                    published = timed(
+                        ALONE,
+                        lambda post=post, key=key: alone.create_post(post, idempotency_key=key),
+                    )
+                finally:
+                    timed(SETTLE, lambda permit=permit: settle(permit))
+                # The baseline's request, answering the same post (not a delivery).
+                bare.subjects = [subject]
+                timed(BARE, bare.one)
+            timed(
+                RECORD,
+                lambda key=key, claim=claim, published=published: ledger.record_sent(
+                    key, claim.attempt, published
+                ),
+            )
+    finally:
+        alone.close()
+        bare.client.close()
+    mean = {name: 1000 * statistics.fmean(values) for name, values in totals.items()}
     print(
         f"breakdown: {count} deliveries, steps timed one by one, mean ms "
         f"(ledger holds {stack.sent_rows()} sent rows):"
     )
-    for name, values in totals.items():
-        print(f"  {name:<44} {1000 * statistics.fmean(values):6.2f}")
-    per_delivery = sum(
-        statistics.fmean(values)
-        for name, values in totals.items()
-        if "no quotas" not in name and "alone" not in name
+    rows = (PLAN, CLAIM, CLAIM_NO_QUOTAS, BREAKER, ACQUIRE, SETTLE, GUARDED, ALONE, BARE, RECORD)
+    for name in rows:
+        print(f"  {name:<62} {mean[name]:6.2f}")
+    print(
+        f"  {'sum of the real steps (plan, claim, guarded create, record)':<62} "
+        f"{mean[PLAN] + mean[CLAIM] + mean[GUARDED] + mean[RECORD]:6.2f}"
     )
-    print(f"  {'sum of the real steps':<44} {1000 * per_delivery:6.2f}")
+    around = mean[GUARDED] - mean[ALONE]
+    parts = mean[BREAKER] + mean[ACQUIRE] + mean[SETTLE]
+    print(f"  {'guarded create - adapter alone':<62} {around:6.2f}")
+    print(f"  {'  of which breaker check + permit acquire + settle':<62} {parts:6.2f}")
+    print(
+        f"  {'quota check (claim - claim without quotas)':<62} "
+        f"{mean[CLAIM] - mean[CLAIM_NO_QUOTAS]:6.2f}"
+    )
     print(f"  per delivery, state store: {sql_per_delivery(stack, sandbox, 50)}")
 
 
@@ -267,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                 if args.breakdown:
+                    sandbox.reset()  # as before a round: the HTTP rows compare with the rates
                     breakdown(stack, sandbox, 300)
             finally:
                 bare.client.close()

@@ -120,7 +120,8 @@ class AnnouncedBudget:
         with self.writer.begin() as connection:
             rate_budgets.lock_buckets(connection, keys)
             rate_budgets.drop_permit(connection, permit.id)
-            known, _ = _state(connection, keys, now)
+            # The requests in flight play no part in merging an answer: not read.
+            known = _announced(connection, keys, now)
             announced = (
                 info is not None
                 and info.remaining is not None
@@ -197,9 +198,13 @@ def _state(
     connection: sa.Connection, keys: list[str], now: datetime
 ) -> tuple[dict[str, Announced], dict[str, int]]:
     """Budgets still in their window, and unexpired requests in flight, per bucket."""
-    known = {
+    return _announced(connection, keys, now), rate_budgets.in_flight(connection, keys, now)
+
+
+def _announced(connection: sa.Connection, keys: list[str], now: datetime) -> dict[str, Announced]:
+    """Budgets still in their window, per bucket."""
+    return {
         key: budget
         for key, budget in rate_budgets.announced(connection, keys).items()
         if budget.reset_at + EDGE > now
     }
-    return known, rate_budgets.in_flight(connection, keys, now)
