@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from social_pipelines.errors import ConfigError
 from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.capabilities import Capability
-from social_pipelines.platforms.catalog import ACCOUNT, SPECS
+from social_pipelines.platforms.catalog import SPECS
 from social_pipelines.tomlfile import explain, read_toml, refuse_unknown_keys
 
 
@@ -69,7 +69,8 @@ def load_accounts(path: Path, variables: Mapping[str, str] | None = None) -> Acc
                 f"{', '.join(sorted(SPECS))}"
             )
         try:
-            accounts[name] = ACCOUNT.validate_python({"name": name, **body}, context=context)
+            model = SPECS[platform].account_model  # chosen by `platform`: exactly its fields
+            accounts[name] = model.model_validate({"name": name, **body}, context=context)
         except ValidationError as error:
-            raise ConfigError(f"{where}: {explain(error, tag=platform)}") from None
+            raise ConfigError(f"{where}: {explain(error)}") from None
     return AccountBook(path=path, accounts=accounts)

@@ -166,9 +166,6 @@ class DeliveryReport:
 
     results: tuple[DeliveryResult, ...] = ()
 
-    def __add__(self, other: DeliveryReport) -> DeliveryReport:
-        return DeliveryReport(self.results + other.results)
-
     def of(self, *outcomes: Outcome) -> list[DeliveryResult]:
         return [result for result in self.results if result.outcome in outcomes]
 
@@ -508,5 +505,7 @@ class Deliverer:
                 subject=record.subject,
                 text=record.text,
                 planned_at=record.created_at,
+                reference=record.reference,
+                staged_id=record.staged_id,
             )
         )

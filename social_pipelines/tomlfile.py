@@ -35,23 +35,20 @@ def refuse_unknown_keys(path: Path, raw: dict[str, Any], *, allowed: tuple[str, 
         )
 
 
-def fields(error: ValidationError, *, tag: str | None = None) -> tuple[str, ...]:
-    """The dotted names of the fields a ValidationError is about, each once. `tag` is a
-    tagged union's tag, which pydantic puts first and no file ever spells."""
-    return tuple(dict.fromkeys(_where(item["loc"], tag) for item in error.errors()))
+def fields(error: ValidationError) -> tuple[str, ...]:
+    """The dotted names of the fields a ValidationError is about, each once."""
+    return tuple(dict.fromkeys(_where(item["loc"]) for item in error.errors()))
 
 
-def explain(error: ValidationError, *, tag: str | None = None) -> str:
+def explain(error: ValidationError) -> str:
     """A ValidationError as `field: problem (got value)`, joined by `; `; never a nested
     table's contents (they may be long, or hold what another field refers to)."""
     return "; ".join(
-        f"{_where(item['loc'], tag) or 'entry'}: {item['msg']}"
+        f"{_where(item['loc']) or 'entry'}: {item['msg']}"
         + (f" (got {item['input']!r})" if not isinstance(item.get("input"), dict) else "")
         for item in error.errors()
     )
 
 
-def _where(loc: tuple[int | str, ...], tag: str | None) -> str:
-    if tag is not None and loc and loc[0] == tag:
-        loc = loc[1:]
+def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)

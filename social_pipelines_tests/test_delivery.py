@@ -52,6 +52,7 @@ class FakePlatform:
         self.create_failures: list[tuple[SocialError, bool]] = []
         self.list_failure: SocialError | None = None
         self.listed = 0
+        self.sought: list[Delivery] = []
 
     def fail_next_create(self, error: SocialError, *, landed: bool = False) -> None:
         self.create_failures.append((error, landed))
@@ -88,6 +89,7 @@ class FakePlatform:
     def find_delivery(self, delivery: Delivery) -> Published | None:
         """Like an adapter: a reply by the post it answers, a publish by its content."""
         self.listed += 1
+        self.sought.append(delivery)
         if self.list_failure is not None:
             raise self.list_failure
         for post in reversed(self.posts):
@@ -676,3 +678,26 @@ def test_a_claim_lost_while_preparing_sends_nothing(ledger: Ledger, platform: Fa
     assert deliverer.deliver(draft).outcome == Outcome.IN_FLIGHT
     assert platform.creates == []
     assert ledger.get(draft.delivery_id).staged_id is None
+
+
+def test_reconciliation_is_given_the_reference_and_the_staged_id(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    """A platform that finds its posts by a staged id (a record key, a container id) gets
+    it: the row's reference and staged id travel to `find_delivery`."""
+    outbox = Outbox("launch day")
+    deliverer = Deliverer(
+        ledger,
+        platform,
+        run_id="run-1",
+        prepare=outbox.prepare,
+        settle=timedelta(0),
+        reconciles_in_step=0,
+    )
+    draft = _publish(outbox).model_copy(update={"reference": "post-7/brand"})
+    platform.fail_next_create(OutcomeUnknown("read timeout"), landed=True)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    assert deliverer.send(draft.delivery_id).outcome == Outcome.RECONCILED
+    [sought] = platform.sought
+    assert (sought.reference, sought.staged_id) == ("post-7/brand", "media-1")
+    assert len(platform.creates) == 1

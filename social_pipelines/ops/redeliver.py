@@ -10,7 +10,7 @@ from dataclasses import replace
 from dagster import Config, MetadataValue, OpExecutionContext, op
 from pydantic import Field
 
-from social_pipelines.delivery import NEW, DeliveryReport
+from social_pipelines.delivery import NEW, DeliveryReport, DeliveryResult
 from social_pipelines.resources import PlatformsResource, StateStoreResource
 
 
@@ -30,7 +30,8 @@ def redeliver_due(
     by_account = defaultdict(list)
     for record in ledger.due(limit=config.limit):
         by_account[record.account].append(record)
-    report = DeliveryReport()
+    results: list[DeliveryResult] = []
+    urls: dict[str, MetadataValue] = {}
     orphaned = 0
     for name, records in sorted(by_account.items()):
         account = book.accounts.get(name)
@@ -51,14 +52,13 @@ def redeliver_due(
                 result = replace(
                     deliverer.send(record.delivery_id), label=f"{name} {record.subject}"
                 )
-                report += DeliveryReport((result,))
-                if result.outcome not in NEW and result.error:
+                results.append(result)
+                if result.outcome in NEW:
+                    urls[f"{name}_{len(urls) + 1}"] = MetadataValue.url(result.url)
+                elif result.error:
                     context.log.warning(result.described())
+    report = DeliveryReport(tuple(results))
     outcomes = {str(outcome): n for outcome, n in report.outcomes().items()}
-    urls = {
-        f"sent_{index}": MetadataValue.url(result.url)
-        for index, result in enumerate(report.of(*NEW), 1)
-    }
     context.add_output_metadata(
         {**outcomes, **({"orphaned": orphaned} if orphaned else {}), **urls}
     )

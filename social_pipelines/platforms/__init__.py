@@ -9,7 +9,8 @@ An adapter module (`platforms/<name>.py`, `mastodon.py` is the model) MUST expor
   (from `../shared/reference/platforms.md`, with sources), posting quotas, retries;
 - `connect(account, *, variables, door, timeout, transport=None)` returning the adapter;
 - `SPEC = PlatformSpec(...)` naming all of the above and its `Capability` set; the class
-  implements `capabilities.Adapter` and exactly the protocols of what it declares
+  implements `capabilities.Adapter` (`ClosedOnExit` makes it a context manager) and
+  exactly the protocols of what it declares
   (`Searcher`, `Poster`, `MediaUploader`, `Reconciler`: `find_delivery` finds its own
   posts its own way: reply target, record key, content hash, container id).
 

@@ -1,8 +1,8 @@
 """What every adapter's account model shares: a name, its platform, and secrets by name.
 
 Each adapter module exports its own model (`MastodonAccount`, ...) built on `AccountBase`,
-with `platform` as a literal, so the accounts file validates against the union of them
-and an entry gets exactly its platform's fields. Credentials never live in the file: a
+with `platform` as a literal: the accounts file validates each entry with the model its
+`platform` names, so it gets exactly its platform's fields. Credentials never live in the file: a
 field ending in `_env` names the environment variable that holds one.
 """
 

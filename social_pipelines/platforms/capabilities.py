@@ -72,6 +72,25 @@ class Adapter(Protocol):
     ) -> None: ...
 
 
+class ClosedOnExit:
+    """`with it:` closes it on the way out: the context manager every adapter (and what
+    wraps one) is, written once. The class provides `close`."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @runtime_checkable
 class Searcher(Adapter, Protocol):
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -31,7 +30,7 @@ from social_pipelines.models import (
     content_hash,
 )
 from social_pipelines.platforms.account import ENV_NAME_PATTERN, AccountBase, expand_url
-from social_pipelines.platforms.capabilities import Capability, PlatformSpec
+from social_pipelines.platforms.capabilities import Capability, ClosedOnExit, PlatformSpec
 from social_pipelines.platforms.http import Door, build_client, route, status_error
 from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
 from social_pipelines.platforms.text import counted_length, html_to_text
@@ -48,7 +47,7 @@ RECONCILE_LIMIT = 5000
 class MastodonAccount(AccountBase):
     """`[accounts.NAME]` with `platform = "mastodon"`."""
 
-    # Frozen, so never reassigned: the literal narrows the base's `str` for the tagged union.
+    # Frozen, so never reassigned: the literal narrows the base's `str` to this platform.
     platform: Literal["mastodon"]  # pyright: ignore[reportIncompatibleVariableOverride]
     instance_url: str = Field(description="the server's base URL; ${VARIABLE} references allowed")
     token_env: str = Field(
@@ -71,7 +70,7 @@ POLICY = PlatformPolicy(
 )
 
 
-class MastodonPlatform:
+class MastodonPlatform(ClosedOnExit):
     """One account on one Mastodon instance."""
 
     name = NAME
@@ -97,17 +96,6 @@ class MastodonPlatform:
         self._identity: Identity | None = None
         self._rules: ContentRules | None = None
         self._instance: dict[str, Any] | None = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- requests --------------------------------------------------------------------------
 

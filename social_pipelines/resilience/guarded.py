@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from social_pipelines.errors import ConfigError
 from social_pipelines.log import Log
@@ -34,6 +33,7 @@ from social_pipelines.models import (
 from social_pipelines.platforms.capabilities import (
     Adapter,
     Capability,
+    ClosedOnExit,
     MediaUploader,
     Poster,
     Reconciler,
@@ -48,7 +48,7 @@ A = TypeVar("A", bound=Adapter)
 _LOG = logging.getLogger(__name__)
 
 
-class GuardedPlatform:
+class GuardedPlatform(ClosedOnExit):
     """One connected account: the only way ops and the deliverer reach a platform."""
 
     def __init__(
@@ -72,17 +72,6 @@ class GuardedPlatform:
         self.log = log or _LOG
         self.name = inner.name
         self._rules: ContentRules | None = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
