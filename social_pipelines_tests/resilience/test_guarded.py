@@ -17,7 +17,7 @@ from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.platforms.policy import PlatformPolicy, Rate
 from social_pipelines.resilience.breaker import SharedBreaker
-from social_pipelines.resilience.door import AccountDoor
+from social_pipelines.resilience.door import DEFAULT_429_WAIT, AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.resilience.rate_limits import RateLimits
 from social_pipelines.store import StateStore
@@ -195,3 +195,16 @@ def test_a_capability_the_platform_lacks_is_refused_by_name(parts) -> None:
     with pytest.raises(ConfigError, match="cannot publish"):
         guarded.create_post(CreatePost(text="hi"), idempotency_key="k")
     assert inner.calls == 1
+
+
+def test_a_429_that_names_no_wait_still_blocks_every_process_a_while(parts) -> None:
+    """The platform promised nothing (no Retry-After, no reset header): the buckets are
+    blocked for the door's default second anyway, not left open to a stampede."""
+    limits, _ = parts
+    sleeps: list[float] = []
+    adapter, seen = mastodon_answering(parts, [httpx.Response(429, json={"error": "slow"})])
+    before = datetime.now(UTC)
+    assert guard(parts, adapter, sleeps).whoami().account_id == "1"
+    assert len(seen) == 3  # refused once, then answered
+    blocked = limits.blocked_until(["mastodon:brand:account"])
+    assert blocked is not None and (blocked - before).total_seconds() >= DEFAULT_429_WAIT
