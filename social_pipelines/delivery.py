@@ -387,7 +387,7 @@ class Deliverer:
         except SocialError as error:
             # Still cannot tell whether it is out: it stays unknown.
             self.log.warning(
-                f"reconciling {_what(record)}: could not list the account's posts ({error}); "
+                f"reconciling {_what(record)}: could not tell whether it is out ({error}); "
                 "it stays unknown and is not sent again"
             )
             return self._unknown(record, claim.attempt, error)

@@ -211,6 +211,12 @@ class OutOfAttempts(SocialError):
     detail. Not the platform's verdict (that is `Rejected`): a person may retry it."""
 
 
+class Inconclusive(SocialError):
+    """The platform answered, but not enough to decide: a reconciliation that reached its
+    limit before the delivery's plan time cannot call a miss a miss. Nothing is wrong with
+    the platform, and asking the same again cannot help."""
+
+
 class CircuitOpen(SocialError):
     """Our breaker for this platform and account is open until `until`."""
 
@@ -235,6 +241,7 @@ _KIND_NAMES: dict[type, str] = {
     Duplicate: "duplicate",
     Rejected: "rejected",
     OutOfAttempts: "out_of_attempts",
+    Inconclusive: "inconclusive",
     CircuitOpen: "circuit_open",
 }
 

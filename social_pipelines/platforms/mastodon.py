@@ -15,7 +15,14 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from social_pipelines.errors import AuthExpired, OutcomeUnknown, Rejected, SocialError, Transient
+from social_pipelines.errors import (
+    AuthExpired,
+    Inconclusive,
+    OutcomeUnknown,
+    Rejected,
+    SocialError,
+    Transient,
+)
 from social_pipelines.models import (
     ContentRules,
     CreatePost,
@@ -294,13 +301,21 @@ class MastodonPlatform(ClosedOnExit):
         publish by its content, among our own posts since the plan."""
         # Nothing of ours can predate the plan; a minute of slack covers clock skew.
         since = delivery.planned_at - timedelta(minutes=1)
-        for post in self.recent_own_posts(since=since, limit=RECONCILE_LIMIT):
+        posts = self.recent_own_posts(since=since, limit=RECONCILE_LIMIT)
+        for post in posts:
             if delivery.kind == DeliveryKind.REPLY:
                 matches = post.in_reply_to_id == delivery.subject
             else:
                 matches = content_hash(post.text) == content_hash(delivery.text)
             if matches:
                 return Published(remote_id=post.id, url=post.url, created_at=post.created_at)
+        if len(posts) >= RECONCILE_LIMIT:
+            # Older posts since the plan were never looked at: not finding it proves nothing.
+            raise Inconclusive(
+                f"looked through the newest {RECONCILE_LIMIT} own posts without reaching "
+                f"{since:%Y-%m-%d %H:%M:%S} UTC; cannot tell whether it is out",
+                platform=NAME,
+            )
         return None
 
     def close(self) -> None:

@@ -13,15 +13,16 @@ import respx
 
 from social_pipelines.errors import (
     AuthExpired,
+    Inconclusive,
     OutcomeUnknown,
     RateLimited,
     Rejected,
     SocialError,
     Transient,
 )
-from social_pipelines.models import CreatePost, Published
+from social_pipelines.models import CreatePost, Delivery, DeliveryKind, Published
 from social_pipelines.platforms.http import RateLimitInfo
-from social_pipelines.platforms.mastodon import MastodonPlatform
+from social_pipelines.platforms.mastodon import RECONCILE_LIMIT, MastodonPlatform
 from social_pipelines_tests.doors import RecordingDoor
 
 BASE = "https://social.example"
@@ -324,3 +325,31 @@ def test_recent_own_posts_pages_back_to_since(
     assert [p.id for p in posts] == [str(1000 - n) for n in range(51)]
     assert posts[0].text == "post 1000"
     assert route.call_count == 2  # the second page reached past `since`: no third
+
+
+def test_reconciliation_that_reaches_its_limit_before_the_plan_is_inconclusive(
+    api: respx.MockRouter, mastodon: MastodonPlatform
+) -> None:
+    """More own posts since the plan than reconciliation reads: a miss among the newest
+    is no proof that the delivery is not out, so it is never reported as a miss."""
+    now = datetime.now(UTC)
+    statuses = [_status(100_000 - n, now - timedelta(seconds=n)) for n in range(RECONCILE_LIMIT)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        max_id = request.url.params.get("max_id")
+        newer = [s for s in statuses if max_id is None or int(s["id"]) < int(max_id)]
+        return httpx.Response(200, json=newer[: int(request.url.params["limit"])])
+
+    api.get("/api/v1/accounts/109/statuses").mock(side_effect=page)
+    sought = Delivery(
+        delivery_id="d1",
+        kind=DeliveryKind.REPLY,
+        subject="not-among-them",
+        text="hi",
+        planned_at=now - timedelta(days=1),
+    )
+    with pytest.raises(Inconclusive, match=f"newest {RECONCILE_LIMIT} own posts"):
+        mastodon.find_delivery(sought)
+    # Within the limit, a miss is a miss.
+    recent = sought.model_copy(update={"planned_at": now - timedelta(seconds=100)})
+    assert mastodon.find_delivery(recent) is None
