@@ -173,3 +173,60 @@ class Delivery(Value):
     staged_id: str | None = Field(
         default=None, description="a remote id fixed before the create (a record key, ...)"
     )
+
+
+# A post's id is chosen by its author and goes into delivery subjects and Dagster mapping
+# keys (after `_` for `-`), so it is kept to what every one of them takes.
+POST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+MAX_POST_IMAGES = 4
+
+
+class PostImage(Value):
+    """One image of a post: a local path or an `https://` URL, with its alt text."""
+
+    source: str = Field(min_length=1, max_length=2048)
+    alt: str = Field(default="", max_length=5000)
+
+
+class Post(Value):
+    """A post in the outbox, as its author wrote it (one revision).
+
+    `texts` holds per-target text that replaces `text` for that account. The link, when
+    set, is appended to the text unless the text already holds it.
+    """
+
+    id: str = Field(pattern=POST_ID_PATTERN)
+    text: str = Field(max_length=20_000)
+    link: str | None = Field(default=None, max_length=2048)
+    images: tuple[PostImage, ...] = Field(default=(), max_length=MAX_POST_IMAGES)
+    targets: tuple[str, ...] = Field(min_length=1)
+    at: datetime
+    texts: dict[str, str] = Field(default_factory=dict)
+
+    def body_for(self, target: str) -> str:
+        """The text that target gets: its own text or the post's, with the link."""
+        text = self.texts.get(target, self.text)
+        if self.link and self.link not in text:
+            text = f"{text.rstrip()}\n\n{self.link}" if text.strip() else self.link
+        return text
+
+    def content_hash(self) -> str:
+        """What a revision is recognised by: every field the author wrote."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+
+
+class PostState(StrEnum):
+    """A post's state, derived from its deliveries where they exist (README "States")."""
+
+    SCHEDULED = "scheduled"  # waiting for its time
+    PUBLISHING = "publishing"  # due and some targets not settled yet
+    PUBLISHED = "published"  # every target out
+    PARTIAL = "partial"  # some targets out, some dead
+    FAILED = "failed"  # no target out, some dead
+    MISSED = "missed"  # found too late, never sent (unless forced)
+    CANCELLED = "cancelled"  # withdrawn before anything went out
+
+
+def publish_subject(post_id: str, target: str) -> str:
+    """The ledger subject of one target of a post: the post id and the target, no text."""
+    return f"{post_id}/{target}"

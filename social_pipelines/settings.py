@@ -7,6 +7,7 @@ value and what is allowed, instead of surfacing mid-run as a confusing stack tra
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,23 @@ class Settings(BaseSettings):
         description="How long a delivery claim outlives its holder's last heartbeat (renewed "
         "every quarter lease): a killed run's claims are free for reconciliation after this.",
     )
+    calendar_dir: Path | None = Field(
+        default=None,
+        description="Folder of YAML or JSON files, each a list of posts: the content "
+        "calendar, synced into the outbox at every due-posts sensor tick. Unset: no calendar.",
+    )
+    default_timezone: str | None = Field(
+        default=None,
+        description="IANA zone (such as Europe/Berlin) a post time without a UTC offset is "
+        "read in; unset, such a time is refused.",
+    )
+    publish_max_lateness: timedelta = Field(
+        default=timedelta(hours=6),
+        gt=timedelta(0),
+        description="A post found later than this after its time is marked missed and never "
+        "sent (unless publish_job runs with force_late): a stale backlog must not flood an "
+        "account after an outage. Seconds or ISO 8601 (PT6H).",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",
@@ -92,6 +110,19 @@ class Settings(BaseSettings):
     def _empty_home_is_unset(cls, value: object) -> object:
         # DAGSTER_HOME="" means "not set" to Dagster too, not "the current directory".
         return dagster_home() if value in ("", None) else value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from social_pipelines.when import WhenError, zone
+
+        try:
+            zone(value)
+        except WhenError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("database_url")
     @classmethod
