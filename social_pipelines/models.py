@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,16 +68,38 @@ class SearchResult(Value):
     more_beyond: bool = False
 
 
+# How a platform counts the length of a post's text (`platforms/content.py` does it):
+# - graphemes: extended grapheme clusters (what a reader sees as one character; Mastodon,
+#   Bluesky), URLs as `characters_per_url` when that is set;
+# - weighted: X's weighted length (twitter-text: URLs 23, emoji and CJK 2, NFC);
+# - utf16: UTF-16 code units (JavaScript's `length`: an emoji counts 2), the strictest
+#   reading of "characters", for platforms whose counting is not documented.
+Counting = Literal["graphemes", "weighted", "utf16"]
+
+
 class ContentRules(Value):
-    """What a platform (or instance) accepts, read from it at run time where it can."""
+    """What a platform (or instance) accepts, read from it at run time where it can.
+
+    `platforms/content.py` holds each platform's static rules and checks a post against
+    them; the defaults here are Mastodon's, so existing callers keep their meaning.
+    """
 
     max_characters: int
-    characters_per_url: int = 23
+    characters_per_url: int | None = 23  # None: a URL counts as it is written
     max_media: int = 4
     max_image_bytes: int | None = None
     max_image_pixels: int | None = None
     image_mime_types: tuple[str, ...] = ("image/jpeg", "image/png")
     max_alt_text: int | None = None
+    platform: str = ""
+    counting: Counting = "graphemes"
+    # Mastodon counts a remote mention `@user@domain` as its `@user` only.
+    remote_mentions_as_local: bool = True
+    max_bytes: int | None = None  # UTF-8 bytes of the text (Bluesky's `maxLength`)
+    requires_image: bool = False  # Instagram publishes nothing without one
+    alt_text_required: bool = False  # an image without alt text is refused
+    # False where the figures come from third parties, not the platform's own documentation.
+    confirmed: bool = True
 
 
 class MediaUpload(Value):

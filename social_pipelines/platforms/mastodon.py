@@ -38,9 +38,10 @@ from social_pipelines.models import (
 )
 from social_pipelines.platforms.account import ENV_NAME_PATTERN, AccountBase, expand_url
 from social_pipelines.platforms.capabilities import Capability, ClosedOnExit, PlatformSpec
+from social_pipelines.platforms.content import static_rules, text_length
 from social_pipelines.platforms.http import Door, build_client, route, status_error
 from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
-from social_pipelines.platforms.text import counted_length, html_to_text
+from social_pipelines.platforms.text import html_to_text
 
 NAME = "mastodon"
 SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account statuses
@@ -169,22 +170,30 @@ class MastodonPlatform(ClosedOnExit):
             config = self._instance_info().get("configuration") or {}
             statuses = config.get("statuses") or {}
             media = config.get("media_attachments") or {}
-            self._rules = ContentRules(
-                max_characters=int(statuses.get("max_characters", 500)),
-                characters_per_url=int(statuses.get("characters_reserved_per_url", 23)),
-                max_media=int(statuses.get("max_media_attachments", 4)),
-                max_image_bytes=media.get("image_size_limit"),
-                max_image_pixels=media.get("image_matrix_limit"),
-                image_mime_types=tuple(
-                    m for m in media.get("supported_mime_types", ()) if m.startswith("image/")
-                )
-                or ("image/jpeg", "image/png"),
-                max_alt_text=media.get("description_limit"),
+            # The documented defaults (`content.py`), with what this instance announces.
+            base = static_rules(NAME)
+            self._rules = ContentRules.model_validate(
+                base.model_dump()
+                | {
+                    "max_characters": statuses.get("max_characters", base.max_characters),
+                    "characters_per_url": statuses.get(
+                        "characters_reserved_per_url", base.characters_per_url
+                    ),
+                    "max_media": statuses.get("max_media_attachments", base.max_media),
+                    "max_image_bytes": media.get("image_size_limit", base.max_image_bytes),
+                    "max_image_pixels": media.get("image_matrix_limit", base.max_image_pixels),
+                    "image_mime_types": tuple(
+                        m for m in media.get("supported_mime_types", ()) if m.startswith("image/")
+                    )
+                    or base.image_mime_types,
+                    # Instances before 4.4 do not announce it; Mastodon's own limit is 1500.
+                    "max_alt_text": media.get("description_limit", base.max_alt_text),
+                }
             )
         return self._rules
 
     def text_length(self, text: str, rules: ContentRules) -> int:
-        return counted_length(text, characters_per_url=rules.characters_per_url)
+        return text_length(text, rules)
 
     def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
         """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.

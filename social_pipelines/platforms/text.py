@@ -37,12 +37,19 @@ def html_to_text(html: str) -> str:
     return "".join(extractor.parts).strip()
 
 
-def counted_length(text: str, *, characters_per_url: int = 23) -> int:
+def counted_length(
+    text: str, *, characters_per_url: int | None = 23, remote_mentions_as_local: bool = True
+) -> int:
     """Length the way Mastodon's validator counts it: every URL as a fixed weight, a remote
     mention as its local part, the rest by grapheme cluster (what a reader sees as one
-    character: a flag, a family emoji, a letter with its accents)."""
-    text = REMOTE_MENTION.sub(r"\1", text)
-    text = URL_PATTERN.sub("x" * characters_per_url, text)
+    character: a flag, a family emoji, a letter with its accents).
+
+    With `characters_per_url=None` and `remote_mentions_as_local=False` it is the plain
+    grapheme count (Bluesky's `maxGraphemes`)."""
+    if remote_mentions_as_local:
+        text = REMOTE_MENTION.sub(r"\1", text)
+    if characters_per_url is not None:
+        text = URL_PATTERN.sub("x" * characters_per_url, text)
     return len(GRAPHEME.findall(text))
 
 
