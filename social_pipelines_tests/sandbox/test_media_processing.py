@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import httpx
 import pytest
 
+from social_pipelines.sandbox.db import Database
 from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines.sandbox.statuses import Statuses
 from social_pipelines_tests.sandbox.fixtures import png_bytes
 
 NOT_FINISHED = "Cannot attach files that have not finished processing. Try again in a moment!"
@@ -89,11 +92,41 @@ def test_the_setting_persists_and_reset_restores_startup(tmp_path):
 
 @pytest.mark.parametrize(
     "body",
-    [{"processing_seconds": -1}, {"processing_seconds": "2"}, {"processing_seconds": True}, {}]
-    + [{"processing_seconds": 1, "extra": 1}, {"processing_seconds": 1e9}],
+    [
+        {"processing_seconds": -1},
+        {"processing_seconds": "2"},
+        {"processing_seconds": True},
+        {},
+        {"processing_seconds": 1, "extra": 1},
+        {"processing_seconds": 1e9},
+    ],
     ids=str,
 )
 def test_media_admin_rejects_bad_bodies(sandbox: SandboxProcess, body):
     answer = httpx.post(f"{sandbox.url}/_sandbox/media", json=body)
     assert answer.status_code == 422
     assert sandbox.media_processing() == {"processing_seconds": 0.0}
+
+
+def test_a_file_from_before_processing_gets_its_column(tmp_path):
+    """A sandbox.db written by an earlier version (no `ready_at_ms`) opens and works."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE media (id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
+        " status_id INTEGER, position INTEGER NOT NULL DEFAULT 0, mime TEXT NOT NULL,"
+        " ext TEXT NOT NULL, data BLOB NOT NULL, description TEXT, width INTEGER,"
+        " height INTEGER, created_at_ms INTEGER NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO media(id, account_id, mime, ext, data, created_at_ms)"
+        " VALUES (1, 1, 'image/png', 'png', x'00', 0)"
+    )
+    old.commit()
+    old.close()
+    db = Database(path)
+    try:
+        record = Statuses(db).media(1)
+        assert record is not None and record.ready_at_ms is None and record.processed(0)
+    finally:
+        db.close()
