@@ -188,6 +188,22 @@ class Transient(SocialError):
     retryable = True
 
 
+class NotReady(SocialError):
+    """The platform answered that something the request needs is not ready yet (media still
+    processing: Mastodon's 422 "Cannot attach files that have not finished processing"), so
+    it created nothing: the same request, a create included, may be repeated in place after
+    `retry_after` seconds. Not the platform being unwell (the breaker does not count it),
+    and not a rejection (waiting is the cure)."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **kwargs: Unpack[ErrorFields]
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class OutcomeUnknown(SocialError):
     """The request may have been processed but no answer came back (read timeout, reset
     after sending, 500/502/504 on a create). Reconcile before anything is sent again."""
@@ -237,6 +253,7 @@ _KIND_NAMES: dict[type, str] = {
     QuotaExhausted: "quota_exhausted",
     AuthExpired: "auth_expired",
     Transient: "transient",
+    NotReady: "not_ready",
     OutcomeUnknown: "outcome_unknown",
     Duplicate: "duplicate",
     Rejected: "rejected",

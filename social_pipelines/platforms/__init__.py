@@ -29,7 +29,10 @@ The adapter MUST:
 
 The adapter MAY NOT: retry, sleep, rate-limit, count quotas, open a breaker, log, touch
 the store, or import anything above `platforms/` (the resilience layer and the ledger do
-all of that around it, once, for every platform). Only `resilience/` imports `registry`.
+all of that around it, once, for every platform). The one wait allowed is a step of the
+platform's own protocol, bounded and with every request through the door: polling an
+upload until the platform has processed it (Mastodon's 202 media). Only `resilience/`
+imports `registry`.
 
 `social_pipelines_tests/platforms/test_conformance.py` runs every registered adapter
 through the same checks; a new adapter passes it before anything else.

@@ -8,7 +8,8 @@ id plus the instance's own domain, so the same account reached through another a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from social_pipelines.errors import (
     AuthExpired,
     Inconclusive,
+    NotReady,
     OutcomeUnknown,
     Rejected,
     SocialError,
@@ -50,6 +52,14 @@ SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account stat
 MAX_SEARCH_PAGES = 25
 # Reconciliation looks through at most this many of the account's own posts.
 RECONCILE_LIMIT = 5000
+# An upload still processing (202, `url: null`) is polled at `GET /api/v1/media/:id` until it
+# answers 200 with a URL: pauses from half a second, doubling to 5 s, 60 s in all.
+MEDIA_WAIT_SECONDS = 60.0
+MEDIA_POLL_FIRST = 0.5
+MEDIA_POLL_MAX = 5.0
+# Mastodon's 422 for a status naming media still processing: nothing was created.
+UNFINISHED_MEDIA = "not finished processing"
+UNFINISHED_MEDIA_PAUSE = 1.0  # "Try again in a moment!"
 
 
 class MastodonAccount(AccountBase):
@@ -72,6 +82,7 @@ class MastodonAccount(AccountBase):
 # posting cap is documented: the quota is what the rate limit allows.
 POLICY = PlatformPolicy(
     buckets={"account": rates((300, 5 * MINUTE)), "media": rates((30, 30 * MINUTE))},
+    # `media_status` (polling an upload still processing) draws from the account bucket only.
     endpoints={"*": ["account"], "media": ["account", "media"]},
     quota_per_hour=3600,
     quota_per_day=86400,
@@ -91,8 +102,16 @@ class MastodonPlatform(ClosedOnExit):
         door: Door,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        media_wait: float = MEDIA_WAIT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`media_wait` bounds the wait for an upload to finish processing; `sleep` and
+        `clock` are what that wait uses (tests pass their own)."""
         self.base_url = base_url.rstrip("/")
+        self.media_wait = media_wait
+        self._sleep = sleep
+        self._clock = clock
         self._client = build_client(
             self.base_url,
             door=door,
@@ -119,6 +138,10 @@ class MastodonPlatform(ClosedOnExit):
         response = self._client.request(
             method, path, extensions=route(endpoint, create=create), **kwargs
         )
+        return self._read(response, create=create)
+
+    def _read(self, response: httpx.Response, *, create: bool) -> Any:
+        """The JSON of a success, else the error the answer means."""
         if response.is_success:
             try:
                 return response.json()
@@ -143,6 +166,16 @@ class MastodonPlatform(ClosedOnExit):
             )
         if response.status_code in (403, 404, 410, 422):
             message, detail = _error_message(response)
+            if response.status_code == 422 and UNFINISHED_MEDIA in message:
+                # An answer, and nothing was created: repeat it after a moment, never a
+                # rejection (the media was uploaded and is being processed).
+                return NotReady(
+                    message,
+                    retry_after=UNFINISHED_MEDIA_PAUSE,
+                    platform=NAME,
+                    status_code=422,
+                    detail=detail,
+                )
             return Rejected(message, platform=NAME, status_code=response.status_code, detail=detail)
         return status_error(response, platform=NAME, create=create)
 
@@ -282,7 +315,37 @@ class MastodonPlatform(ClosedOnExit):
             files={"file": (media.filename, media.data, media.mime_type)},
             data={"description": media.alt_text} if media.alt_text else None,
         )
-        return MediaRef(platform=NAME, id=str(attachment["id"]), url=attachment.get("url") or "")
+        media_id = str(attachment["id"])
+        if not attachment.get("url"):
+            # 202 (or a 200 without a URL): processing goes on; a status naming it now
+            # would be refused, so wait here until it is done.
+            attachment = self._processed(media_id)
+        return MediaRef(platform=NAME, id=media_id, url=attachment.get("url") or "")
+
+    def _processed(self, media_id: str) -> dict[str, Any]:
+        """Poll `GET /api/v1/media/:id` (206 while processing) until it answers 200 with a
+        URL, at most `media_wait` seconds: waiting for the upload to finish is part of the
+        upload, not a retry. Each poll is a read through the door (`media_status`)."""
+        deadline = self._clock() + self.media_wait
+        pause = MEDIA_POLL_FIRST
+        polls = 0
+        while (left := deadline - self._clock()) > 0:
+            self._sleep(min(pause, left))
+            pause = min(pause * 2, MEDIA_POLL_MAX)
+            polls += 1
+            response = self._client.request(
+                "GET", f"/api/v1/media/{media_id}", extensions=route("media_status")
+            )
+            if response.status_code == 206:
+                continue
+            attachment: dict[str, Any] = self._read(response, create=False)
+            if attachment.get("url"):
+                return attachment
+        raise Transient(
+            f"media {media_id} was still processing after {self.media_wait:g} s "
+            f"({polls} polls); it cannot be attached yet",
+            platform=NAME,
+        )
 
     def recent_own_posts(self, *, since: datetime, limit: int = 1000) -> list[SocialPost]:
         account_id = self.whoami().account_id

@@ -1,6 +1,7 @@
 """tenacity around calls that are safe to repeat, honouring what the platform asked for.
 
-Safe means: a read, or a create that provably never reached the platform. A create whose
+Safe means: a read, or a create that provably never reached the platform (or that it
+answered without creating anything, as `NotReady`: media still processing). A create whose
 outcome is unknown is never repeated here, not even with the same idempotency key: servers
 ignore keys (Takahē) or lose them (mastodon#21840, #37879, #40399), so the ledger first
 looks for it among the account's own posts (`delivery.py`), and only a miss sends again.
@@ -22,7 +23,7 @@ from tenacity import (
 from tenacity import sleep as tenacity_sleep
 from tenacity.stop import stop_base
 
-from social_pipelines.errors import OutcomeUnknown, RateLimited, SocialError
+from social_pipelines.errors import NotReady, OutcomeUnknown, RateLimited, SocialError
 from social_pipelines.log import Log
 from social_pipelines.platforms.policy import PlatformPolicy
 
@@ -52,6 +53,9 @@ def _wait(policy: PlatformPolicy) -> Callable[[RetryCallState], float]:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return max(error.retry_after, backoff(state) / 4)
+        if isinstance(error, NotReady) and error.retry_after is not None:
+            # "Try again in a moment": at least that moment, longer as the waits add up.
+            return max(error.retry_after, backoff(state))
         return backoff(state)
 
     return wait

@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from social_pipelines.sandbox.app import create_app
+from social_pipelines.sandbox.processing import InvalidProcessing, parse_seconds
 from social_pipelines.sandbox.ratelimit import RateLimitConfig
 from social_pipelines.sandbox.state import DEFAULT_DOMAIN, DEFAULT_MAX_CHARACTERS, SandboxConfig
 from social_pipelines.sandbox.transport import protocol_class
@@ -62,9 +63,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "Takahē does); default: keep the stored setting, else honour keys",
     )
     parser.add_argument(
+        "--media-processing-seconds",
+        type=float,
+        default=None,
+        help="uploads answer 202 and stay unfinished this long (0: off); default: keep the "
+        "stored setting, else 0",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.media_processing_seconds is not None:
+        try:
+            parse_seconds(args.media_processing_seconds)
+        except InvalidProcessing as bad:
+            parser.error(f"--media-processing-seconds: {bad}")
+    return args
 
 
 def rate_limit_from(args: argparse.Namespace) -> RateLimitConfig | None:
@@ -120,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         max_characters=args.max_characters,
         honour_idempotency_keys=False if args.ignore_idempotency_keys else None,
+        media_processing_seconds=args.media_processing_seconds,
     )
     try:
         sock = bind(args.host, args.port)

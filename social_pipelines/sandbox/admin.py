@@ -17,6 +17,7 @@ from social_pipelines.sandbox.accounts import USERNAME_RE, Account
 from social_pipelines.sandbox.faults import FaultSettings, InvalidFaults
 from social_pipelines.sandbox.ids import iso_ms, now_ms, parse_id, parse_iso
 from social_pipelines.sandbox.pipeline import base_url, error
+from social_pipelines.sandbox.processing import InvalidProcessing, parse_seconds
 from social_pipelines.sandbox.ratelimit import RateLimitConfig
 from social_pipelines.sandbox.state import Sandbox
 from social_pipelines.sandbox.statuses import NewStatus, StatusRecord
@@ -220,6 +221,23 @@ class AdminApi:
                 return error(422, str(bad))
             keys.configure(honoured=body["honoured"])
         return JSONResponse({"honoured": keys.honoured})
+
+    async def media(self, request: Request) -> Response:
+        """`{"processing_seconds": N}`: uploads answer 202 and stay unfinished N seconds."""
+        processing = self.sandbox.processing
+        if request.method == "POST":
+            try:
+                body = await _json_body(request)
+                unknown = set(body) - {"processing_seconds"}
+                if unknown:
+                    raise InvalidPayload(f"unknown settings: {', '.join(sorted(unknown))}")
+                if "processing_seconds" not in body:
+                    raise InvalidPayload('expected {"processing_seconds": N}')
+                seconds = parse_seconds(body["processing_seconds"])
+            except (InvalidPayload, InvalidProcessing) as bad:
+                return error(422, str(bad))
+            processing.configure(seconds)
+        return JSONResponse(processing.to_json())
 
     async def accounts(self, request: Request) -> Response:
         sandbox = self.sandbox

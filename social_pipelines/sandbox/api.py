@@ -19,6 +19,7 @@ from social_pipelines.sandbox.forms import BadRequest, Params, read_params
 from social_pipelines.sandbox.ids import now_ms, parse_id
 from social_pipelines.sandbox.media import DESCRIPTION_LIMIT, MediaRejected, inspect_image
 from social_pipelines.sandbox.pipeline import ApiContext, error
+from social_pipelines.sandbox.processing import NOT_FINISHED
 from social_pipelines.sandbox.search import InvalidQuery, parse_query
 from social_pipelines.sandbox.state import Sandbox
 from social_pipelines.sandbox.statuses import NewStatus, Page, StatusRecord
@@ -144,6 +145,8 @@ class MastodonApi:
             return error(422, f"Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files.")
         attach: list[int] = []
         missing: list[str] = []
+        unfinished = False
+        arrived_ms = now_ms()
         for raw in media_ids:
             media_id = parse_id(raw)
             media = None if media_id is None else sandbox.statuses.media(media_id)
@@ -151,10 +154,13 @@ class MastodonApi:
                 missing.append(raw)
             elif media.id not in attach:
                 attach.append(media.id)
+                unfinished = unfinished or not media.processed(arrived_ms)
         if missing:
             return error(
                 422, f"Media {', '.join(missing)} not found or already attached to another post"
             )
+        if unfinished:
+            return error(422, NOT_FINISHED)
 
         text = params.text("status")
         spoiler = params.text("spoiler_text")
@@ -213,6 +219,7 @@ class MastodonApi:
             info = inspect_image(upload.data)
         except MediaRejected as rejected:
             return error(422, str(rejected))
+        uploaded_ms = now_ms()
         with sandbox.db.transaction():
             record = sandbox.statuses.add_media(
                 ctx.account.id,
@@ -222,9 +229,14 @@ class MastodonApi:
                 description or None,
                 info.width,
                 info.height,
-                now_ms(),
+                uploaded_ms,
+                sandbox.processing.ready_at(uploaded_ms),
             )
             sandbox.db.incr("media_uploaded")
+        if not record.processed(uploaded_ms):
+            # Mastodon: accepted, processing goes on; poll GET /api/v1/media/:id.
+            body = sandbox.entities.media(record, ctx.base_url, processed=False)
+            return JSONResponse(body, status_code=202)
         return JSONResponse(sandbox.entities.media(record, ctx.base_url))
 
     async def media(self, request: Request, ctx: ApiContext) -> Response:
@@ -232,6 +244,10 @@ class MastodonApi:
         record = None if media_id is None else self.sandbox.statuses.media(media_id)
         if record is None or record.account_id != ctx.viewer_id:
             return error(404, RECORD_NOT_FOUND)
+        if not record.processed(now_ms()):
+            # 206 Partial Content: still processing, `url` null (Mastodon's answer).
+            body = self.sandbox.entities.media(record, ctx.base_url, processed=False)
+            return JSONResponse(body, status_code=206)
         return JSONResponse(self.sandbox.entities.media(record, ctx.base_url))
 
     # Search

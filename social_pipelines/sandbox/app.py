@@ -112,6 +112,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/_sandbox/faults", admin.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/rate-limit", admin.rate_limit, methods=["GET", "POST"]),
         Route("/_sandbox/idempotency", admin.idempotency, methods=["GET", "POST"]),
+        Route("/_sandbox/media", admin.media, methods=["GET", "POST"]),
         Route("/_sandbox/accounts", admin.accounts, methods=["GET", "POST"]),
         Route("/_sandbox/reset", admin.reset, methods=["POST"]),
         Route("/system/media_attachments/files/{id}/{variant}", media_file, methods=["GET"]),

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: media.ready_at_ms (uploads still processing); added to older files on open.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS media (
     description TEXT,
     width INTEGER,
     height INTEGER,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    ready_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS media_by_status ON media(status_id, position);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -102,6 +104,9 @@ class Database:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
+            columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(media)")}
+            if "ready_at_ms" not in columns:  # a file written before version 2
+                self.conn.execute("ALTER TABLE media ADD COLUMN ready_at_ms INTEGER")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:

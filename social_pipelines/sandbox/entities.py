@@ -201,13 +201,14 @@ class Entities:
 
     # MediaAttachment
 
-    def media(self, record: MediaRecord, base_url: str) -> Json:
+    def media(self, record: MediaRecord, base_url: str, *, processed: bool = True) -> Json:
+        """The attachment; one still processing has no `url` or `preview_url` yet."""
         path = f"{base_url}/system/media_attachments/files/{record.id}"
         return {
             "id": str(record.id),
             "type": "image",
-            "url": f"{path}/original.{record.ext}",
-            "preview_url": f"{path}/small.{record.ext}",
+            "url": f"{path}/original.{record.ext}" if processed else None,
+            "preview_url": f"{path}/small.{record.ext}" if processed else None,
             "remote_url": None,
             "preview_remote_url": None,
             "text_url": None,

@@ -53,6 +53,7 @@ class SandboxProcess:
         seed: int = 0,
         max_characters: int = 500,
         ignore_idempotency_keys: bool = False,
+        media_processing_seconds: float | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         extra_args: tuple[str, ...] = (),
@@ -79,6 +80,8 @@ class SandboxProcess:
             self._first_start_args.append("--no-rate-limit")
         if ignore_idempotency_keys:
             self._first_start_args.append("--ignore-idempotency-keys")
+        if media_processing_seconds is not None:
+            self._first_start_args += ["--media-processing-seconds", str(media_processing_seconds)]
         self._started_once = False
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: IO[bytes] | None = None
@@ -335,6 +338,17 @@ class SandboxProcess:
     def set_idempotency(self, *, honoured: bool) -> dict[str, Any]:
         """Honour or ignore `Idempotency-Key` from now on (persisted, undone by reset)."""
         result: dict[str, Any] = self._admin("POST", "idempotency", {"honoured": honoured})
+        return result
+
+    def media_processing(self) -> dict[str, Any]:
+        """`{"processing_seconds": N}`: how long new uploads stay unfinished (0: off)."""
+        result: dict[str, Any] = self._admin("GET", "media")
+        return result
+
+    def set_media_processing(self, seconds: float) -> dict[str, Any]:
+        """Uploads from now on answer 202 and stay unfinished `seconds` (0: off;
+        persisted, undone by reset)."""
+        result: dict[str, Any] = self._admin("POST", "media", {"processing_seconds": seconds})
         return result
 
     def create_account(self, username: str, display_name: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from social_pipelines.sandbox.entities import Entities
 from social_pipelines.sandbox.faults import FaultInjector
 from social_pipelines.sandbox.idempotency import IdempotencyKeys
 from social_pipelines.sandbox.ids import now_ms
+from social_pipelines.sandbox.processing import MediaProcessing
 from social_pipelines.sandbox.ratelimit import SETTING as RATE_SETTING
 from social_pipelines.sandbox.ratelimit import RateLimitConfig, RateLimiter
 from social_pipelines.sandbox.statuses import Statuses
@@ -30,6 +31,9 @@ class SandboxConfig:
     max_characters: int = DEFAULT_MAX_CHARACTERS
     # None: keep what the database has (default: honoured); given: applied and stored.
     honour_idempotency_keys: bool | None = None
+    # None: keep what the database has (default: 0, uploads processed at once); given:
+    # applied and stored.
+    media_processing_seconds: float | None = None
 
 
 class Sandbox:
@@ -53,18 +57,21 @@ class Sandbox:
                 self.db.set_setting(RATE_SETTING, self.startup_rate_limit.to_json())
         self.faults = FaultInjector(self.db, config.seed)
         self.idempotency = IdempotencyKeys(self.db, honoured=config.honour_idempotency_keys)
+        self.processing = MediaProcessing(self.db, seconds=config.media_processing_seconds)
         with self.db.transaction():
             self.idempotency.purge(now_ms())
 
     def reset(self) -> None:
         """Back to a freshly started server: no statuses, media, keys, counters or faults,
-        the rate limit and idempotency setting this process started with; accounts stay."""
+        the rate limit, idempotency and media processing settings this process started
+        with; accounts stay."""
         with self.db.transaction():
             for table in ("media", "idempotency_keys", "rate_windows", "counters"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608
             self.db.execute("DELETE FROM statuses")
         self.limiter.configure(self.startup_rate_limit)
         self.idempotency.configure(honoured=self.idempotency.startup_honoured)
+        self.processing.configure(self.processing.startup_seconds)
         self.faults.clear()
 
     def close(self) -> None:

@@ -60,6 +60,10 @@ class MediaRecord:
     width: int | None
     height: int | None
     created_at_ms: int
+    ready_at_ms: int | None = None  # None: processed at upload
+
+    def processed(self, now_ms: int) -> bool:
+        return self.ready_at_ms is None or now_ms >= self.ready_at_ms
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MediaRecord:
@@ -73,10 +77,13 @@ class MediaRecord:
             width=row["width"],
             height=row["height"],
             created_at_ms=int(row["created_at_ms"]),
+            ready_at_ms=row["ready_at_ms"],
         )
 
 
-MEDIA_COLUMNS = "id, account_id, status_id, mime, ext, description, width, height, created_at_ms"
+MEDIA_COLUMNS = (
+    "id, account_id, status_id, mime, ext, description, width, height, created_at_ms, ready_at_ms"
+)
 
 
 @dataclass(frozen=True)
@@ -243,12 +250,13 @@ class Statuses:
         width: int | None,
         height: int | None,
         at_ms: int,
+        ready_at_ms: int | None = None,
     ) -> MediaRecord:
         media_id = next_id(self.db, "media", at_ms)
         self.db.execute(
             "INSERT INTO media(id, account_id, mime, ext, data, description, width, height,"
-            " created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (media_id, account_id, mime, ext, data, description, width, height, at_ms),
+            " created_at_ms, ready_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (media_id, account_id, mime, ext, data, description, width, height, at_ms, ready_at_ms),
         )
         record = self.media(media_id)
         assert record is not None
