@@ -9,7 +9,7 @@ optionally through a `RenderCache`. Every problem with an image is a `MediaError
 from social_pipelines.errors import MediaError
 from social_pipelines.media.cache import RenderCache
 from social_pipelines.media.preview import write_previews
-from social_pipelines.media.render import Rendering, render, render_for_targets
+from social_pipelines.media.renderer import Rendering, render, render_for_targets
 from social_pipelines.media.source import ImageSource, load_source
 from social_pipelines.media.spec import RENDERER_VERSION, MediaSpec
 from social_pipelines.media.stats import RenderStats

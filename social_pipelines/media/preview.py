@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from social_pipelines.media.render import render_for_targets
+from social_pipelines.media.renderer import render_for_targets
 from social_pipelines.media.source import load_source
 from social_pipelines.media.spec import MediaSpec
 from social_pipelines.media.targets import spec_for, variants

@@ -3,9 +3,9 @@
 The expensive part of a render is the decode of a camera JPEG; everything after it works
 on a few megapixels at most. So all targets of a source share one decode, drafted by
 libjpeg to the smallest scale that still serves the largest of them, and each target is
-resized from that with LANCZOS and `reducing_gap` (a cheap box reduction first when the
-ratio is large). With a `RenderCache`, targets already rendered are read back and the
-source is decoded only when at least one is missing.
+resized from that with LANCZOS after a cheap box reduction shared by the targets (what
+Pillow's `reducing_gap` does, but once for all of them). With a `RenderCache`, targets
+already rendered are read back and the source is decoded only when one is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from PIL import Image
 
 from social_pipelines.log import Log
 from social_pipelines.media.cache import CachedRendering, RenderCache
-from social_pipelines.media.decode import decode, guarded, open_image, oriented_size, request_draft
+from social_pipelines.media.decode import (
+    decode,
+    guarded,
+    open_image,
+    oriented_size,
+    request_draft,
+)
 from social_pipelines.media.encode import encode
 from social_pipelines.media.geometry import Plan, plan
 from social_pipelines.media.source import ImageSource, load_source
@@ -26,9 +32,11 @@ from social_pipelines.media.spec import PNG, MediaSpec, OutputType
 from social_pipelines.media.stats import RenderStats
 from social_pipelines.models import MediaUpload
 
-# Pillow: at 3.0 the result is indistinguishable from a plain LANCZOS resize
-# (bench/resize.py measures the PSNR), at a fraction of its cost for large ratios.
-REDUCING_GAP = 3.0
+# Reduce by an integer factor r (box filter, shared by every target) whenever at least
+# r times the target remains, then LANCZOS the rest. Measured on 4032x3024 photos for X,
+# Instagram square and portrait, Bluesky: gap 3.0 (Pillow's "indistinguishable") 0.39 s
+# per image, 1.25 0.36 s (48.6 dB min PSNR against plain LANCZOS), 1.0 0.22 s (46.3 dB).
+REDUCING_GAP = 1.0
 
 SourceLike = ImageSource | bytes | Path
 
@@ -133,8 +141,9 @@ def _render_missing(
         stats.draft_scale = 1
         plans = {key: plan(spec, *decoded.size) for key, spec in specs.items()}
     rendered: dict[str, Rendering] = {}
+    reduced: dict[int, Image.Image] = {}
     for key, spec in specs.items():
-        encoded = encode(_resize(decoded, plans[key]), spec, stats)
+        encoded = encode(_resize(decoded, plans[key], reduced), spec, stats)
         stats.rendered += 1
         rendered[key] = Rendering(
             data=encoded.data,
@@ -148,16 +157,23 @@ def _render_missing(
     return rendered
 
 
-def _resize(image: Image.Image, target: Plan) -> Image.Image:
+def _resize(image: Image.Image, target: Plan, reduced: dict[int, Image.Image]) -> Image.Image:
+    """LANCZOS from a box-reduced copy when the ratio is large (what `reducing_gap` does),
+    the reduced copies shared by every target of the decode: one pass over the full image
+    for all of them instead of one full-size LANCZOS each."""
     box = target.box(image.width, image.height)
     if (target.width, target.height) == image.size and box == (0, 0, *image.size):
         return image
-    return image.resize(
-        (target.width, target.height),
-        Image.Resampling.LANCZOS,
-        box=box,
-        reducing_gap=REDUCING_GAP,
-    )
+    scale = min((box[2] - box[0]) / target.width, (box[3] - box[1]) / target.height)
+    factor = int(scale / REDUCING_GAP)
+    if factor >= 2:
+        if factor not in reduced:
+            reduced[factor] = image.reduce(factor)
+        source = reduced[factor]
+        sx, sy = source.width / image.width, source.height / image.height
+        box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+        image = source
+    return image.resize((target.width, target.height), Image.Resampling.LANCZOS, box=box)
 
 
 def _rendering(
