@@ -248,6 +248,27 @@ class ConfigError(ValueError):
     allowed."""
 
 
+class MediaError(ConfigError):
+    """An image of a post that cannot be used: missing, not an image, truncated, too large,
+    a refused URL. Bad input, so permanent like any `ConfigError`: rendering it again cannot
+    help, only a corrected post can.
+
+    `transient` marks the one exception, a fetch that failed on the way (a timeout, a
+    connection refused, an HTTP 5xx from the image's host): the same URL may work later, so
+    a caller may choose to try again in a later run.
+    """
+
+    def __init__(
+        self, reason: str, *, image: str, post_id: str | None = None, transient: bool = False
+    ) -> None:
+        where = f"post '{post_id}', image '{image}'" if post_id else f"image '{image}'"
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
+        self.image = image
+        self.post_id = post_id
+        self.transient = transient
+
+
 _KIND_NAMES: dict[type, str] = {
     RateLimited: "rate_limited",
     QuotaExhausted: "quota_exhausted",
