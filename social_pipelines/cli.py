@@ -19,10 +19,16 @@ from typing import TYPE_CHECKING
 from social_pipelines.delivery import NEW, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryState
+from social_pipelines.posts_cli import add_commands
 from social_pipelines.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
     from social_pipelines.replies.steps import CampaignReport
+
+
+DEMO_CALENDAR = Path(__file__).resolve().parent / "defaults" / "calendar"
 
 
 def _sandbox_db(settings: Settings) -> Path:
@@ -98,7 +104,77 @@ def demo(args: argparse.Namespace) -> int:
             return 1
         new, already = _print_reports(result.output_for_node("summarize"))
         print(f"window {window} UTC, run {result.run_id}")
-        print(f"replies: {new} new, {already} already answered")
+        # The two totals come last, together: what a person (and a script) reads.
+        return _publish_demo(instance, args, f"replies: {new} new, {already} already answered")
+    return 0
+
+
+def _publish_demo(instance: DagsterInstance, args: argparse.Namespace, replies: str) -> int:
+    """Sync the demo calendar and publish its posts, images rendered, to the sandbox."""
+    from dagster import DagsterInvariantViolationError
+
+    from social_pipelines.definitions import build_definitions
+    from social_pipelines.ops.publish import PUBLISH_OPS
+    from social_pipelines.publishing.states import TargetState, post_view
+    from social_pipelines.publishing.steps import AccountReport
+    from social_pipelines.wiring import wire_settings
+
+    settings = load_settings().model_copy(update={"calendar_dir": DEMO_CALENDAR})
+    report = wire_settings(settings).sync_calendar()
+    assert report is not None
+    for line in report.lines()[:-1]:
+        print(line)
+    load = wire_settings(settings).load_calendar()
+    post_ids = sorted(load.posts) if load else []
+    run_config = {
+        # The demo's posts are dated in the past: sent on purpose, as force_late does.
+        "ops": {
+            "plan_publishes": {
+                "config": {"post_ids": post_ids, "force_late": True, "dry_run": args.dry_run}
+            }
+        },
+        "loggers": {"console": {"config": {"log_level": args.log_level}}},
+    }
+    result = (
+        build_definitions(settings)
+        .get_job_def("publish_job")
+        .execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    )
+    reports: list[AccountReport] = []
+    for name in PUBLISH_OPS:
+        node = f"publish_{name}"
+        try:
+            reports += list(result.output_for_node(node).values())
+        except DagsterInvariantViolationError:
+            continue  # no account of that platform had anything to publish
+    new = 0
+    for account_report in sorted(reports, key=lambda r: r.account):
+        for target in account_report.targets:
+            if target.outcome in NEW:
+                new += 1
+                print(f"published [{target.post_id}] {target.target} {target.url}")
+            elif target.outcome == Outcome.DRY_RUN:
+                print(f"would publish [{target.post_id}] {target.target}: {target.text}")
+            elif target.outcome != Outcome.ALREADY_SENT:
+                print(f"{target.outcome} [{target.post_id}] {target.target}: {target.result.error}")
+    # Targets out before this run (a finished post is not even handed to a step again).
+    outbox = wire_settings(settings).store.outbox
+    records = list(outbox.get_many(post_ids).values())
+    deliveries = outbox.deliveries(records)
+    out = sum(
+        target.state == TargetState.PUBLISHED
+        for record in records
+        for target in post_view(record, deliveries[record.post_id], outbox.clock()).targets
+    )
+    already = out - new
+    print(replies)
+    if not result.success:
+        print(
+            f"publish_job failed (run {result.run_id}); see the run in the Dagster UI",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"published: {new} new, {already} already published")
     return 0
 
 
@@ -188,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--limit", type=_positive, default=200, help="at most this many (default 200)"
     )
     show.set_defaults(handler=ledger)
+
+    add_commands(commands)
 
     args = parser.parse_args(argv)
     try:

@@ -8,14 +8,18 @@ from typing import Any
 from dagster import Definitions, EnvVar
 from pydantic import SecretStr
 
-from social_pipelines.jobs import redeliver_job, reply_job
+from social_pipelines.jobs import publish_job, redeliver_job, reply_job
 from social_pipelines.resources import (
     PlatformsResource,
     ReplyWriterResource,
     StateStoreResource,
 )
 from social_pipelines.schedules import reply_schedule
-from social_pipelines.sensors import deferred_deliveries_sensor, release_failed_run_claims
+from social_pipelines.sensors import (
+    deferred_deliveries_sensor,
+    due_posts_sensor,
+    release_failed_run_claims,
+)
 from social_pipelines.settings import SANDBOX_TOKEN, Settings, load_settings
 from social_pipelines.wiring import policies_json
 
@@ -49,6 +53,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         policies=policies_json(settings.policies),
         http_timeout=settings.http_timeout,
         claim_lease_seconds=settings.claim_lease_seconds,
+        calendar_dir=str(settings.calendar_dir or ""),
+        default_timezone=settings.default_timezone or "",
+        publish_max_lateness_seconds=settings.publish_max_lateness.total_seconds(),
+        media_cache_dir=str(settings.media_cache_path),
     )
     return {
         "state_store": state_store,
@@ -59,9 +67,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        jobs=[reply_job, redeliver_job],
+        jobs=[reply_job, publish_job, redeliver_job],
         schedules=[reply_schedule],
-        sensors=[deferred_deliveries_sensor, release_failed_run_claims],
+        sensors=[deferred_deliveries_sensor, due_posts_sensor, release_failed_run_claims],
         resources=build_resources(settings),
     )
 

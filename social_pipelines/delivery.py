@@ -69,6 +69,9 @@ DEFAULT_MAX_ATTEMPTS = 6
 # An outcome-unknown create is reconciled in the same step at most this many times (each
 # after the settle time); what is still unknown then is left to the step's retry.
 IN_STEP_RECONCILES = 3
+# Own posts a little older than the plan are looked at too (clock skew): the ids other
+# deliveries took are counted from as far back.
+RECONCILE_SLACK = timedelta(minutes=2)
 _LOG = logging.getLogger(__name__)
 
 
@@ -92,6 +95,8 @@ class Cancelled:
     (a cancelled post) since it was planned."""
 
     reason: str
+    # `missed` when it is withdrawn for being too late (the post's time is long past).
+    kind: str = "cancelled"
 
 
 # Runs inside the claim, right before the create: what to create, or that it was cancelled.
@@ -366,7 +371,7 @@ class Deliverer:
                         Outcome.DEFERRED,
                         not_before=until,
                     )
-        if claim.attempt > self.max_attempts:
+        if claim.attempt - record.attempt_base > self.max_attempts:
             return self._record(
                 record,
                 claim.attempt,
@@ -432,8 +437,16 @@ class Deliverer:
             return self._not_sent(record, attempt, error, created=False)
         if isinstance(prepared, Cancelled):
             self.log.info(f"{_what(record)} cancelled before it was sent: {prepared.reason}")
-            done = self.ledger.record_cancelled(record.delivery_id, attempt, prepared.reason)
+            done = self.ledger.record_cancelled(
+                record.delivery_id, attempt, prepared.reason, kind=prepared.kind
+            )
             return _result(done, Outcome.CANCELLED)
+        if prepared.text != record.text and (
+            self.ledger.record_text(record.delivery_id, self.run_id, prepared.text) is None
+        ):
+            # An edit since the plan: what is looked for later must be what was sent.
+            self.log.warning(f"preparing {_what(record)}: the claim lapsed; left to its holder")
+            return _result(record, Outcome.IN_FLIGHT)
         try:
             published = self.platform.create_post(prepared, idempotency_key=record.delivery_id)
         except SocialError as error:
@@ -467,7 +480,7 @@ class Deliverer:
             return self._record(
                 record, attempt, error, DeliveryState.FAILED, Outcome.DEFERRED, not_before=until
             )
-        if attempt >= self.max_attempts:
+        if attempt - record.attempt_base >= self.max_attempts:
             return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
         return self._record(record, attempt, error, DeliveryState.FAILED, Outcome.FAILED)
 
@@ -498,14 +511,27 @@ class Deliverer:
             f"reconciling {_what(record)}: looking among the account's own posts since "
             f"{record.created_at:%H:%M:%S} UTC"
         )
+        kind = DeliveryKind(record.kind)
+        # A publish is found by its text; a post of the same text may be another's.
+        taken = (
+            self.ledger.remote_ids_since(
+                record.platform,
+                record.account_key,
+                record.created_at - RECONCILE_SLACK,
+                besides=record.delivery_id,
+            )
+            if kind == DeliveryKind.PUBLISH
+            else frozenset()
+        )
         return self.platform.find_delivery(
             Delivery(
                 delivery_id=record.delivery_id,
-                kind=DeliveryKind(record.kind),
+                kind=kind,
                 subject=record.subject,
                 text=record.text,
                 planned_at=record.created_at,
                 reference=record.reference,
                 staged_id=record.staged_id,
+                taken_ids=taken,
             )
         )

@@ -1,7 +1,9 @@
-"""Jobs: the reply job, one run per two-hour window, fanned out per campaign."""
+"""Jobs: the reply job, one run per two-hour window, fanned out per campaign; the publish
+job, fanned out per target account; the redelivery job."""
 
 from dagster import in_process_executor, job
 
+from social_pipelines.ops.publish import PUBLISH_OPS, plan_publishes
 from social_pipelines.ops.redeliver import redeliver_due
 from social_pipelines.ops.reply import (
     plan_campaigns,
@@ -35,3 +37,15 @@ def reply_job() -> None:
 )
 def redeliver_job() -> None:
     redeliver_due()
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={"social/job": "publish"},
+    description="Publish due posts (or the ones named) to every target once, images "
+    "rendered per platform; too-late posts are marked missed, not sent.",
+)
+def publish_job() -> None:
+    planned = plan_publishes()
+    for platform, publish in PUBLISH_OPS.items():
+        getattr(planned, platform).map(publish)

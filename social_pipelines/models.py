@@ -196,6 +196,11 @@ class Delivery(Value):
     staged_id: str | None = Field(
         default=None, description="a remote id fixed before the create (a record key, ...)"
     )
+    taken_ids: frozenset[str] = Field(
+        default=frozenset(),
+        description="remote ids the account's other deliveries were recorded with: never "
+        "this one (two publishes of one text are two posts)",
+    )
 
 
 # A post's id is chosen by its author and goes into delivery subjects and Dagster mapping

@@ -9,6 +9,7 @@ set in the environment comes in as an `EnvVar`.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from dagster import ConfigurableResource
 
 from social_pipelines.accounts import AccountBook
 from social_pipelines.campaigns import CampaignBook
-from social_pipelines.delivery import Deliverer
+from social_pipelines.delivery import Deliverer, Prepare, prepare_reply
 from social_pipelines.log import Log
 from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.policy import PlatformPolicy
@@ -51,6 +52,10 @@ class PlatformsResource(ConfigurableResource):
     policies: str = "{}"  # JSON: per-platform policy overrides
     http_timeout: float = 10.0
     claim_lease_seconds: float = 60.0
+    calendar_dir: str = ""  # empty: no content calendar
+    default_timezone: str = ""
+    publish_max_lateness_seconds: float = 6 * 3600.0
+    media_cache_dir: str = ""
 
     def wiring(self) -> Wiring:
         overrides: dict[str, dict[str, Any]] = json.loads(self.policies)
@@ -63,6 +68,10 @@ class PlatformsResource(ConfigurableResource):
             policies=overrides,
             http_timeout=self.http_timeout,
             claim_lease_seconds=self.claim_lease_seconds,
+            calendar_dir=Path(self.calendar_dir) if self.calendar_dir else None,
+            default_timezone=self.default_timezone or None,
+            max_lateness=timedelta(seconds=self.publish_max_lateness_seconds),
+            media_cache_dir=Path(self.media_cache_dir) if self.media_cache_dir else None,
         )
 
     def accounts(self) -> AccountBook:
@@ -88,8 +97,11 @@ class PlatformsResource(ConfigurableResource):
         *,
         run_id: str | None,
         log: Log | None = None,
+        prepare: Prepare = prepare_reply,
     ) -> Deliverer:
-        return self.wiring().deliverer(account, platform, run_id=run_id, log=log)
+        return self.wiring().deliverer(
+            account, platform, run_id=run_id, log=log, prepare=prepare
+        )
 
 
 class ReplyWriterResource(ConfigurableResource):

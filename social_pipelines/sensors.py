@@ -1,21 +1,29 @@
 """Sensors: the polling loops these pipelines used to run by hand.
 
-Both only heal what earlier runs left (deferred or unsettled deliveries, a dead run's
-claims) and never start new work, so they run by default once a daemon runs. The reply
-schedule, which does start new work, stays off until a person turns it on.
+The redelivery and claim sensors only heal what earlier runs left (deferred or unsettled
+deliveries, a dead run's claims). The due-posts sensor publishes what people scheduled: a
+post in the outbox is already an instruction to publish it at its time, so it runs by
+default too. The reply schedule, which starts new work nobody asked for post by post,
+stays off until a person turns it on.
 """
+
+import hashlib
+from datetime import timedelta
 
 from dagster import (
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     run_failure_sensor,
     sensor,
 )
 
-from social_pipelines.jobs import redeliver_job
+from social_pipelines.jobs import publish_job, redeliver_job
+from social_pipelines.ops.publish import DISPATCH_LEASE
+from social_pipelines.publishing.dispatch import due_runs
 from social_pipelines.resources import PlatformsResource, StateStoreResource
 from social_pipelines.runnable import runnable_campaigns
 
@@ -63,3 +71,58 @@ def release_failed_run_claims(
             f"run {context.dagster_run.run_id} failed holding {released} delivery claim(s); "
             "released for reconciliation"
         )
+
+
+# The sensor looks every SENSOR_INTERVAL seconds and launches a run for posts due within the
+# lead, so that the run (a few seconds to start) is waiting when each post's time comes.
+SENSOR_INTERVAL = 15
+LEAD = timedelta(seconds=60)
+
+
+@sensor(
+    job=publish_job,
+    minimum_interval_seconds=SENSOR_INTERVAL,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sync the content calendar, mark posts found too late as missed, and launch "
+    "publish_job runs for posts falling due (a little before their time).",
+)
+def due_posts_sensor(
+    context: SensorEvaluationContext,
+    state_store: StateStoreResource,
+    platforms: PlatformsResource,
+) -> SensorResult | SkipReason:
+    wiring = platforms.wiring()
+    lines: list[str] = []
+    synced = wiring.sync_calendar()
+    if synced is not None:
+        lines = synced.lines()
+    # Problems are logged when they change, not on every tick.
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    if lines and digest != (context.cursor or ""):
+        for line in lines:
+            (context.log.warning if line.startswith(("problem", "refused")) else context.log.info)(
+                line
+            )
+    dispatch = due_runs(
+        state_store.open().outbox,
+        lead=LEAD,
+        max_lateness=wiring.max_lateness,
+        lease=DISPATCH_LEASE,
+    )
+    for missed in dispatch.missed:
+        context.log.warning(missed)
+    if not dispatch.runs:
+        return (
+            SkipReason(dispatch.skip_reason())
+            if digest == (context.cursor or "")
+            else (SensorResult(skip_reason=dispatch.skip_reason(), cursor=digest))
+        )
+    requests = [
+        RunRequest(
+            run_key=run.key,
+            run_config={"ops": {"plan_publishes": {"config": {"post_ids": run.post_ids}}}},
+            tags={"social/posts": str(len(run.post_ids))},
+        )
+        for run in dispatch.runs
+    ]
+    return SensorResult(run_requests=requests, cursor=digest)

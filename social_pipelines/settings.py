@@ -22,6 +22,8 @@ DEFAULT_CAMPAIGNS_FILE = PACKAGE_DIR / "defaults" / "campaigns.toml"
 DEFAULT_ACCOUNTS_FILE = PACKAGE_DIR / "defaults" / "accounts.toml"
 # The sandbox's brand account token: not a credential, the sandbox's own fixed value.
 SANDBOX_TOKEN = "sandbox-token-brand"  # noqa: S105 - the sandbox's fixed value
+# The sandbox's second brand account (the demo calendar posts to both): fixed, public.
+SANDBOX_NEWS_TOKEN = "sandbox-token-brand_news"  # noqa: S105 - the sandbox's fixed value
 
 
 def dagster_home() -> Path:
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
         "sent (unless publish_job runs with force_late): a stale backlog must not flood an "
         "account after an outage. Seconds or ISO 8601 (PT6H).",
     )
+    media_cache_dir: Path | None = Field(
+        default=None,
+        description="Where images rendered for each platform are kept, by source content and "
+        "spec (default: social_media_cache under DAGSTER_HOME): a retry renders nothing again.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",
@@ -163,6 +170,10 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def media_cache_path(self) -> Path:
+        return self.media_cache_dir or self.dagster_home / "social_media_cache"
+
+    @property
     def bucket_path(self) -> Path:
         return self.rate_limit_db or self.dagster_home / "social_ratelimits.db"
 
@@ -183,6 +194,7 @@ def credential_variables(sandbox_url: str, sandbox_token: str = "") -> dict[str,
     return {
         "SOCIAL_SANDBOX_URL": sandbox_url,
         "SOCIAL_SANDBOX_TOKEN": sandbox_token or SANDBOX_TOKEN,
+        "SOCIAL_SANDBOX_NEWS_TOKEN": SANDBOX_NEWS_TOKEN,
         **os.environ,
     }
 

@@ -9,6 +9,7 @@ the values as their config and call `wire`; the CLI builds them from `Settings`
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,15 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from social_pipelines.accounts import AccountBook, load_accounts
+from social_pipelines.calendar import CalendarLoad, load_calendar
 from social_pipelines.campaigns import CampaignBook, load_campaigns
-from social_pipelines.delivery import Deliverer
+from social_pipelines.delivery import Deliverer, Prepare, prepare_reply
+from social_pipelines.errors import SocialError
 from social_pipelines.log import Log
+from social_pipelines.models import ContentRules, Post
 from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.content import check_target, static_rules
 from social_pipelines.platforms.policy import DAY, HOUR, PlatformPolicy
+from social_pipelines.publishing.images import PostImages
+from social_pipelines.publishing.intake import CheckTarget, SyncReport, sync_calendar
 from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.settings import Settings
 from social_pipelines.store import QuotaRule, StateStore
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,57 @@ class Wiring:
     variables: Mapping[str, str] = field(repr=False)
     http_timeout: float = 10.0
     claim_lease: timedelta = timedelta(seconds=60)
+    calendar_dir: Path | None = None
+    default_timezone: str | None = None
+    max_lateness: timedelta = timedelta(hours=6)
+    media_cache_dir: Path | None = None
+
+    def content_checker(self, book: AccountBook | None = None) -> CheckTarget:
+        """Every reason a post cannot go to a target, under the rules of the target's
+        platform: read from the platform where it tells them (a Mastodon instance's
+        `/api/v2/instance`), its documented defaults where it does not or cannot be
+        reached now (the publish step checks again then, against the live rules)."""
+        accounts = book or self.accounts()
+        rules: dict[str, ContentRules] = {}
+
+        def rules_for(target: str) -> ContentRules:
+            if target not in rules:
+                account = accounts.get(target)
+                try:
+                    with self.connect(account) as platform:
+                        rules[target] = platform.content_rules()
+                except SocialError as error:
+                    _LOG.warning(
+                        f"content rules of {target}: {error}; checked against "
+                        f"{account.platform}'s documented defaults"
+                    )
+                    rules[target] = static_rules(account.platform)
+            return rules[target]
+
+        def check(post: Post, target: str) -> list[str]:
+            return [str(problem) for problem in check_target(post, target, rules_for(target))]
+
+        return check
+
+    def load_calendar(self, book: AccountBook | None = None) -> CalendarLoad | None:
+        """The content calendar as it is now; None when none is configured."""
+        if self.calendar_dir is None:
+            return None
+        return load_calendar(
+            self.calendar_dir, book or self.accounts(), default_timezone=self.default_timezone
+        )
+
+    def sync_calendar(self) -> SyncReport | None:
+        """Bring the outbox in line with the calendar; None when none is configured."""
+        book = self.accounts()
+        load = self.load_calendar(book)
+        if load is None:
+            return None
+        return sync_calendar(self.store.outbox, load, self.content_checker(book))
+
+    def images(self) -> PostImages:
+        """Posts' images rendered per platform, cached beside the state store."""
+        return PostImages(self.media_cache_dir or Path(".social_media_cache"))
 
     def accounts(self) -> AccountBook:
         """Read at every call: an edited file counts from the next step on."""
@@ -61,9 +121,11 @@ class Wiring:
         *,
         run_id: str | None,
         log: Log | None = None,
+        prepare: Prepare = prepare_reply,
     ) -> Deliverer:
         """A deliverer for this account with its platform's posting quotas, settle time and
-        the claim lease; open it with `with` so its heartbeat renews the claims."""
+        the claim lease; open it with `with` so its heartbeat renews the claims. `prepare`
+        makes what a claimed row creates (a reply's text; a publish's post and images)."""
         policy = self.policy(account.platform)
         quotas = [
             QuotaRule(limit, timedelta(seconds=seconds))
@@ -78,6 +140,7 @@ class Wiring:
             lease=self.claim_lease,
             settle=timedelta(seconds=policy.reconcile_settle_seconds),
             log=log,
+            prepare=prepare,
         )
 
 
@@ -91,6 +154,10 @@ def wire(
     policies: Mapping[str, Mapping[str, Any]] | None = None,
     http_timeout: float = 10.0,
     claim_lease_seconds: float = 60.0,
+    calendar_dir: Path | None = None,
+    default_timezone: str | None = None,
+    max_lateness: timedelta = timedelta(hours=6),
+    media_cache_dir: Path | None = None,
 ) -> Wiring:
     """Open the state store and the connector for these values (once per process each)."""
     store = StateStore.open(database_url)
@@ -102,6 +169,10 @@ def wire(
         variables=variables,
         http_timeout=http_timeout,
         claim_lease=timedelta(seconds=claim_lease_seconds),
+        calendar_dir=calendar_dir,
+        default_timezone=default_timezone,
+        max_lateness=max_lateness,
+        media_cache_dir=media_cache_dir,
     )
 
 
@@ -115,6 +186,10 @@ def wire_settings(settings: Settings) -> Wiring:
         policies=settings.policies,
         http_timeout=settings.http_timeout,
         claim_lease_seconds=settings.claim_lease_seconds,
+        calendar_dir=settings.calendar_dir,
+        default_timezone=settings.default_timezone,
+        max_lateness=settings.publish_max_lateness,
+        media_cache_dir=settings.media_cache_path,
     )
 
 

@@ -51,7 +51,7 @@ def test_asking_for_an_unknown_account_names_the_file_and_the_known_ones(tmp_pat
 def test_the_shipped_default_file_loads_with_the_sandbox_variables() -> None:
     variables = {"SOCIAL_SANDBOX_URL": "http://127.0.0.1:8765/", "SOCIAL_SANDBOX_TOKEN": "t"}
     book = load_accounts(DEFAULT_ACCOUNTS_FILE, variables)
-    assert list(book.accounts) == ["brand"]
+    assert list(book.accounts) == ["brand", "brand_news"]
     assert book.get("brand").platform == "mastodon"
     assert isinstance(book.get("brand"), MastodonAccount)
     assert book.get("brand").instance_url == "http://127.0.0.1:8765"

@@ -109,7 +109,7 @@ def test_an_empty_ledger_says_so(store: StateStore, capsys: pytest.CaptureFixtur
         (["ledger", "--limit", "0"], ["--limit", "'0'", "at least 1"]),
         (["ledger", "--limit", "lots"], ["--limit", "'lots'"]),
         ([], ["usage: social-pipelines", "error: the following arguments are required"]),
-        (["nope"], ["{demo,dev,ledger}", "argument command: invalid choice: 'nope'"]),
+        (["nope"], ["'demo', 'dev', 'ledger'", "argument command: invalid choice: 'nope'"]),
     ],
 )
 def test_a_bad_command_or_option_exits_2_with_a_message_not_a_traceback(
@@ -164,7 +164,12 @@ def test_demo_dry_run_shows_the_replies_it_would_post_and_posts_none(
     would = [line for line in lines if line.startswith("would reply [")]
     assert would, lines
     assert not [line for line in lines if line.startswith("replied ")]
-    assert lines[-1] == "replies: 0 new, 0 already answered"
+    assert [line for line in lines if line.startswith("would publish [demo-launch] ")]
+    assert not [line for line in lines if line.startswith("published [")]
+    assert lines[-2:] == [
+        "replies: 0 new, 0 already answered",
+        "published: 0 new, 0 already published",
+    ]
     store = StateStore(url)
     try:
         assert store.ledger.list() == []  # a dry run records nothing
@@ -172,3 +177,4 @@ def test_demo_dry_run_shows_the_replies_it_would_post_and_posts_none(
         store.dispose()
     with SandboxProcess(db_path=tmp_path / "sandbox.db") as sandbox:  # what the demo used
         assert sandbox.posted(BRAND) == []
+        assert sandbox.posted("brand_news") == []

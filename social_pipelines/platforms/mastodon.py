@@ -375,6 +375,8 @@ class MastodonPlatform(ClosedOnExit):
         since = delivery.planned_at - timedelta(minutes=1)
         posts = self.recent_own_posts(since=since, limit=RECONCILE_LIMIT)
         for post in posts:
+            if post.id in delivery.taken_ids:
+                continue  # another delivery's post
             if delivery.kind == DeliveryKind.REPLY:
                 matches = post.in_reply_to_id == delivery.subject
             else:

@@ -29,6 +29,8 @@ BUILTIN_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (
     ("cloudkev", "Kevin O'Brien", "Platform team. Opinions are my cat's.", "2022-11-07"),
     ("orchestrator_oli", "Oliver Grant", "Scheduling things so you don't have to.", "2022-11-08"),
     ("analytics_amy", "Amy Tanaka", "Dashboards and the data behind them.", "2022-11-09"),
+    # The brand's second account, for posts published to two accounts (the demo calendar).
+    ("brand_news", "Acme Data News", "Releases and events from Acme Data.", "2022-11-10"),
 )
 
 

@@ -3,6 +3,7 @@
 One SQLAlchemy Core schema on SQLite or PostgreSQL, brought up to date by Alembic when a
 store is opened (`migrate.py`). What callers use is exported here; the modules:
 
+- `outbox`: posts to publish and their revisions (their deliveries are in the ledger);
 - `ledger`: the `Ledger` facade over `transitions` (the delivery state machine) and
   `queries` (reads for operators and sensors); `records` (what they return); `quotas`;
 - `breakers`, `rate_blocks`, `rate_budgets`: the SQL behind `resilience/`;
@@ -11,6 +12,14 @@ store is opened (`migrate.py`). What callers use is exported here; the modules:
 """
 
 from social_pipelines.store.ledger import Ledger
+from social_pipelines.store.outbox import (
+    Origin,
+    Outbox,
+    OutboxStatus,
+    PostRecord,
+    SaveOutcome,
+    SaveResult,
+)
 from social_pipelines.store.quotas import QuotaRule
 from social_pipelines.store.records import Claim, ClaimResult, DeliveryRecord
 from social_pipelines.store.state import StateStore
@@ -20,6 +29,12 @@ __all__ = [
     "ClaimResult",
     "DeliveryRecord",
     "Ledger",
+    "Origin",
+    "Outbox",
+    "OutboxStatus",
+    "PostRecord",
     "QuotaRule",
+    "SaveOutcome",
+    "SaveResult",
     "StateStore",
 ]

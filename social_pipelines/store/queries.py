@@ -104,6 +104,23 @@ class DeliveryQueries:
         with self.engine.connect() as connection:
             return [DeliveryRecord.from_row(row) for row in connection.execute(query)]
 
+    def remote_ids_since(
+        self, platform: str, account_key: str, since: datetime, *, besides: str
+    ) -> frozenset[str]:
+        """The remote ids the account's other deliveries were recorded with since then:
+        posts that belong to them, so reconciling `besides` never takes one (two publishes
+        of the same text to one account are two posts)."""
+        query = sa.select(_c.remote_id).where(
+            _c.platform == platform,
+            _c.account_key == account_key,
+            _c.state == str(DeliveryState.SENT),
+            _c.sent_at >= since,
+            _c.delivery_id != besides,
+            _c.remote_id.is_not(None),
+        )
+        with self.engine.connect() as connection:
+            return frozenset(row.remote_id for row in connection.execute(query))
+
     def next_due_at(self) -> datetime | None:
         """The earliest not-before time among deferred deliveries and unknown ones waiting
         to settle (for a sensor's message)."""

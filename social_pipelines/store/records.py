@@ -44,6 +44,7 @@ class DeliveryRecord:
     sent_at: datetime | None
     reference: str | None
     staged_id: str | None
+    attempt_base: int = 0
 
     @classmethod
     def from_row(cls, row: sa.Row) -> DeliveryRecord:

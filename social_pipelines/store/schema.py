@@ -70,6 +70,9 @@ deliveries = sa.Table(
     # What an earlier attempt already made on the platform and a later one reuses instead of
     # making again: an uploaded media id, a record key, a container id.
     sa.Column("staged_id", sa.String(200), nullable=True),
+    # Attempts made before the delivery was last made due again by hand (`retry`): the
+    # attempt limit counts only those after it, the attempt numbers go on.
+    sa.Column("attempt_base", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("platform", "account_key", "kind", "subject", name="uq_delivery_subject"),
 )
 sa.Index(
@@ -166,3 +169,59 @@ rate_permits = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=False),
 )
 sa.Index("ix_rate_permits_bucket", rate_permits.c.bucket, rate_permits.c.expires_at)
+
+# The outbox: posts to publish, as their authors wrote them. One row per post holds the
+# revision in effect; `post_revisions` keeps every revision. Each target of a post is a
+# `publish` delivery in the ledger (subject `post_id/target`), so what went out, and how,
+# is recorded where replies are, and a post's state is derived from those rows.
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("post_id", sa.String(100), primary_key=True),
+    # The revision in effect: what is (or was) published.
+    sa.Column("revision", sa.Integer, nullable=False),
+    # The newest revision, and its content hash: an edit made after the post went out is
+    # recorded (and reported) without taking effect.
+    sa.Column("latest_revision", sa.Integer, nullable=False),
+    sa.Column("latest_hash", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # the revision in effect, a Post as JSON
+    sa.Column("at", UtcDateTime(), nullable=False),
+    # open (waiting or publishing), done (every target settled), missed, cancelled.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_reason", sa.Text, nullable=True),
+    # Where the post came from: `cli`, or `calendar` with the file in `source`.
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False, default=""),
+    # Targets refused when the post was scheduled or synced (JSON: target -> reason).
+    sa.Column("refused", sa.Text, nullable=False, default="{}"),
+    # When the due-posts sensor looks at the post next: its time at first, pushed on while
+    # a run works on it (so a failed run's posts come back), then to a deferral's end.
+    sa.Column("next_check_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_posts_due", posts.c.status, posts.c.next_check_at)
+sa.Index("ix_posts_origin", posts.c.origin, posts.c.status)
+
+post_revisions = sa.Table(
+    "post_revisions",
+    metadata,
+    sa.Column(
+        "post_id",
+        sa.String(100),
+        sa.ForeignKey("posts.post_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False, default=""),
+    # Why a revision did not take effect ("changed after publishing"), when it did not.
+    sa.Column("note", sa.String(1024), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# A post's deliveries are found by subject (`post_id/target`) without knowing each target's
+# account key.
+sa.Index("ix_deliveries_kind_subject", deliveries.c.kind, deliveries.c.subject)

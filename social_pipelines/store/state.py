@@ -1,4 +1,5 @@
-"""The state store as one object: an engine with its schema in place, and the ledger."""
+"""The state store as one object: an engine with its schema in place, the ledger and the
+outbox."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from social_pipelines.clock import Clock, utcnow
 from social_pipelines.store.engine import create_engine
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
+from social_pipelines.store.outbox import Outbox
 
 
 class StateStore:
@@ -24,6 +26,7 @@ class StateStore:
         self.engine: sa.Engine = create_engine(url)
         ensure_schema(self.engine)
         self.ledger = Ledger(self.engine, clock=clock)
+        self.outbox = Outbox(self.engine, clock=clock)
 
     @classmethod
     def open(cls, url: str) -> StateStore:

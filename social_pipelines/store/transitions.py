@@ -229,6 +229,21 @@ class DeliveryTransitions:
             ).first()
         return DeliveryRecord.from_row(row) if row is not None else None
 
+    def record_text(self, delivery_id: str, run_id: str, text: str) -> DeliveryRecord | None:
+        """Store the text the current attempt is about to create, when it differs from the
+        planned one (a post edited after it was planned): reconciliation looks for what was
+        sent, never for an older text. Only the holder of a live claim may (see
+        `record_staged`); None when it does not hold the claim."""
+        now = self.clock()
+        with self.writer.begin() as connection:
+            row = connection.execute(
+                deliveries.update()
+                .where(_c.delivery_id == delivery_id, _live_claims_of(run_id, now))
+                .values(text=text, content_hash=content_hash(text), updated_at=now)
+                .returning(*deliveries.c)
+            ).first()
+        return DeliveryRecord.from_row(row) if row is not None else None
+
     def renew_leases(self, run_id: str, lease: timedelta) -> int:
         """The holder is alive: extend the leases of the claims it still holds.
 
@@ -333,9 +348,36 @@ class DeliveryTransitions:
             },
         )
 
-    def record_cancelled(self, delivery_id: str, attempt: int, reason: str) -> DeliveryRecord:
+    def make_due_again(self, delivery_id: str) -> DeliveryRecord | None:
+        """Give a dead or failed delivery another go, by hand (`retry`): it becomes unknown,
+        so the next attempt reconciles before it sends (a dead delivery may have gone out
+        after all: a create rejected by a proxy, a timeout taken for a failure), and its
+        attempts count anew. None when it is in no such state."""
+        now = self.clock()
+        with self.writer.begin() as connection:
+            row = connection.execute(
+                deliveries.update()
+                .where(
+                    _c.delivery_id == delivery_id,
+                    _c.state.in_([str(DeliveryState.DEAD), str(DeliveryState.FAILED)]),
+                )
+                .values(
+                    state=str(DeliveryState.UNKNOWN),
+                    not_before=None,
+                    lease_until=None,
+                    attempt_base=_c.attempts,
+                    updated_at=now,
+                )
+                .returning(*deliveries.c)
+            ).first()
+        return DeliveryRecord.from_row(row) if row else None
+
+    def record_cancelled(
+        self, delivery_id: str, attempt: int, reason: str, *, kind: str = "cancelled"
+    ) -> DeliveryRecord:
         """Close an attempt whose delivery was withdrawn before it was sent (the post was
-        cancelled): it is never sent, and stays visible with the reason."""
+        cancelled, or `kind` missed: too late to go): it is never sent, and stays visible
+        with the reason."""
         return self._finish(
             delivery_id,
             attempt,
@@ -345,7 +387,7 @@ class DeliveryTransitions:
                 "state": str(DeliveryState.CANCELLED),
                 "not_before": None,
                 "lease_until": None,
-                "error_kind": "cancelled",
+                "error_kind": kind,
                 "status_code": None,
                 "error": reason,
             },

@@ -162,13 +162,20 @@ def test_failed_run_releases_its_claims_for_reconciliation(
     assert retry.result == "reconcile"  # looked up on the platform before any resend
 
 
-def test_healing_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> None:
+def test_the_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> None:
+    """The healing sensors, and the due-posts sensor (a post in the outbox is already an
+    instruction to publish it at its time); the reply schedule starts work nobody asked for
+    post by post, so it waits for a person."""
     from dagster import DefaultScheduleStatus, DefaultSensorStatus
 
     from social_pipelines.definitions import defs
 
     sensors = {sensor.name: sensor for sensor in defs.sensors}
-    assert set(sensors) == {"deferred_deliveries_sensor", "release_failed_run_claims"}
+    assert set(sensors) == {
+        "deferred_deliveries_sensor",
+        "due_posts_sensor",
+        "release_failed_run_claims",
+    }
     for name, sensor in sensors.items():
         assert sensor.default_status == DefaultSensorStatus.RUNNING, name
     [schedule] = defs.schedules
