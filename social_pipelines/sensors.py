@@ -21,11 +21,13 @@ from dagster import (
     sensor,
 )
 
+from social_pipelines.errors import ConfigError
 from social_pipelines.jobs import publish_job, redeliver_job
 from social_pipelines.ops.publish import DISPATCH_LEASE
 from social_pipelines.publishing.dispatch import due_runs
 from social_pipelines.resources import PlatformsResource, StateStoreResource
 from social_pipelines.runnable import runnable_campaigns
+from social_pipelines.wiring import Wiring
 
 
 @sensor(
@@ -90,19 +92,17 @@ def due_posts_sensor(
     context: SensorEvaluationContext,
     state_store: StateStoreResource,
     platforms: PlatformsResource,
-) -> SensorResult | SkipReason:
+) -> SensorResult:
     wiring = platforms.wiring()
-    lines: list[str] = []
-    synced = wiring.sync_calendar()
-    if synced is not None:
-        lines = synced.lines()
-    # Problems are logged when they change, not on every tick.
+    lines = _sync_calendar(wiring)
+    # What the calendar says is logged when it changes, not at every tick.
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     if lines and digest != (context.cursor or ""):
         for line in lines:
-            (context.log.warning if line.startswith(("problem", "refused")) else context.log.info)(
-                line
-            )
+            if line.startswith(("problem", "refused", "calendar not synced")):
+                context.log.warning(line)
+            else:
+                context.log.info(line)
     dispatch = due_runs(
         state_store.open().outbox,
         lead=LEAD,
@@ -111,12 +111,8 @@ def due_posts_sensor(
     )
     for missed in dispatch.missed:
         context.log.warning(missed)
-    if not dispatch.runs:
-        return (
-            SkipReason(dispatch.skip_reason())
-            if digest == (context.cursor or "")
-            else (SensorResult(skip_reason=dispatch.skip_reason(), cursor=digest))
-        )
+    if dispatch.capped:
+        context.log.warning("more posts are due than one evaluation takes; the next tick goes on")
     requests = [
         RunRequest(
             run_key=run.key,
@@ -125,4 +121,18 @@ def due_posts_sensor(
         )
         for run in dispatch.runs
     ]
-    return SensorResult(run_requests=requests, cursor=digest)
+    return SensorResult(
+        run_requests=requests,
+        skip_reason=None if requests else dispatch.skip_reason(),
+        cursor=digest,
+    )
+
+
+def _sync_calendar(wiring: Wiring) -> list[str]:
+    """The calendar synced, as lines to log; a calendar (or accounts file) that cannot be
+    used is reported and never stops posts already in the outbox from going out."""
+    try:
+        synced = wiring.sync_calendar()
+    except ConfigError as error:
+        return [f"calendar not synced: {error}"]
+    return synced.lines() if synced is not None else []

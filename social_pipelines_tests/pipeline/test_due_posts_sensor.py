@@ -18,6 +18,7 @@ from social_pipelines.definitions import build_definitions
 from social_pipelines.models import PostState
 from social_pipelines.publishing.states import post_view
 from social_pipelines.settings import Settings
+from social_pipelines.store import Origin
 from social_pipelines.wiring import wire_settings
 from social_pipelines_tests.pipeline.conftest import MakeSettings
 from social_pipelines_tests.pipeline.test_publish_job import run_publish_job
@@ -108,8 +109,27 @@ def test_a_calendar_without_posts_due_skips_with_the_next_time(
         env / "calendar", f"- id: later\n  at: {_iso(later)}\n  to: brand\n  text: Later\n"
     )
     result = _tick(instance, make_settings(calendar_dir=calendar))
-    reason = result.skip_message if isinstance(result, SkipReason) else result.skip_reason  # type: ignore[union-attr]
-    assert "nothing due; next post at" in str(reason)
+    assert isinstance(result, SensorResult) and not result.run_requests
+    assert "nothing due; next post at" in str(result.skip_reason)
+
+
+def test_a_broken_accounts_file_is_reported_and_cli_posts_still_go(
+    instance: DagsterInstance, make_settings: MakeSettings, env: Path
+) -> None:
+    from social_pipelines.models import Post
+
+    good = make_settings()
+    wire_settings(good).store.outbox.save(
+        Post(id="cli-post", text="From the shell", targets=("brand",), at=datetime.now(UTC)),
+        origin=Origin.CLI,
+    )
+    accounts = env / "broken.toml"
+    accounts.write_text("[accounts.brand]\nplatform = 'nowhere'\n", encoding="utf-8")
+    calendar = _calendar(env / "calendar", "[]\n")
+    result = _tick(instance, make_settings(calendar_dir=calendar, accounts_file=accounts))
+    assert isinstance(result, SensorResult)
+    (request,) = result.run_requests or []
+    assert request.run_config["ops"]["plan_publishes"]["config"]["post_ids"] == ["cli-post"]
 
 
 _JUNK = st.one_of(

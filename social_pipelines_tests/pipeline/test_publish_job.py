@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from dagster import (
     DagsterInstance,
     ExecuteInProcessResult,
@@ -28,6 +29,7 @@ from social_pipelines.sandbox.process import SandboxProcess
 from social_pipelines.settings import Settings
 from social_pipelines.store import Origin
 from social_pipelines.wiring import wire_settings
+from social_pipelines_tests.pipeline.conftest import MakeSettings
 
 
 def run_publish_job(
@@ -196,3 +198,64 @@ def test_re_executing_the_failed_step_sends_the_dead_target_once(
     assert _state(settings, "bad").state == PostState.PUBLISHED
     assert len(demo_sandbox.posted("brand")) == 1
     assert len(demo_sandbox.posted("brand_news")) == 1  # the good one was not sent again
+
+
+def _an_hour_passes(settings: Settings) -> None:
+    """Every time in the ledger an hour earlier: as if the quota's hour had gone by."""
+    store = wire_settings(settings).store
+    with store.engine.begin() as connection:
+        for column in ("created_at", "updated_at", "sent_at", "not_before"):
+            connection.execute(
+                sa.text(
+                    f"UPDATE deliveries SET {column} = datetime({column}, '-61 minutes')"
+                    f" WHERE {column} IS NOT NULL"
+                )
+            )
+
+
+def test_a_full_quota_defers_a_target_and_redelivery_sends_it(
+    instance: DagsterInstance, make_settings: MakeSettings, demo_sandbox: SandboxProcess
+) -> None:
+    settings = make_settings(policies={"mastodon": {"quota_per_hour": 1}})
+    _schedule(settings, "first", targets=("brand",), text="First of two")
+    _schedule(settings, "second", targets=("brand",), text="Second of two")
+    result = run_publish_job(instance, settings)
+    assert result.success  # a deferral is no failure
+    assert _state(settings, "first").state == PostState.PUBLISHED
+    second = _state(settings, "second")
+    assert second.state == PostState.PUBLISHING
+    delivery = second.target("brand").delivery
+    assert delivery is not None and delivery.error_kind == "quota_exhausted"
+    assert delivery.not_before is not None
+    assert len(demo_sandbox.posted("brand")) == 1
+    _an_hour_passes(settings)
+    redelivered = (
+        build_definitions(settings)
+        .get_job_def("redeliver_job")
+        .execute_in_process(instance=instance)
+    )
+    assert redelivered.success
+    assert _state(settings, "second").state == PostState.PUBLISHED
+    assert [s["text"] for s in demo_sandbox.posted("brand")] == ["First of two", "Second of two"]
+    record = wire_settings(settings).store.outbox.get("second")
+    assert record is not None and record.status == "done"
+
+
+def test_an_upload_still_processing_is_waited_for_before_the_post(
+    instance: DagsterInstance, settings: Settings, demo_sandbox: SandboxProcess, env: Path
+) -> None:
+    demo_sandbox.set_media_processing(1.5)
+    try:
+        photo = _photo(env / "photo.jpg")
+        _schedule(
+            settings,
+            "slow-media",
+            targets=("brand",),
+            images=(PostImage(source=str(photo), alt="a card"),),
+        )
+        assert run_publish_job(instance, settings).success
+    finally:
+        demo_sandbox.set_media_processing(0)
+    (status,) = demo_sandbox.posted("brand")
+    assert len(status["media_ids"]) == 1
+    assert _state(settings, "slow-media").state == PostState.PUBLISHED
