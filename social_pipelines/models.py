@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Value(BaseModel):
@@ -215,6 +215,13 @@ class PostImage(Value):
     source: str = Field(min_length=1, max_length=2048)
     alt: str = Field(default="", max_length=5000)
 
+    @field_validator("source")
+    @classmethod
+    def _path_or_https(cls, value: str) -> str:
+        if "://" in value and not value.startswith("https://"):
+            raise ValueError(f"{value!r}: an image is a local file or an https:// URL")
+        return value
+
 
 class Post(Value):
     """A post in the outbox, as its author wrote it (one revision).
@@ -230,6 +237,24 @@ class Post(Value):
     targets: tuple[str, ...] = Field(min_length=1)
     at: datetime
     texts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("link")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r}: a link is an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _texts_for_targets(self) -> Post:
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets {list(self.targets)} name an account twice")
+        stray = sorted(set(self.texts) - set(self.targets))
+        if stray:
+            raise ValueError(f"per-target text for {stray}, which are not targets of the post")
+        if self.at.tzinfo is None or self.at.utcoffset() is None:
+            raise ValueError("at has no time zone: a post's time must be aware")
+        return self
 
     def body_for(self, target: str) -> str:
         """The text that target gets: its own text or the post's, with the link."""
