@@ -9,11 +9,14 @@ another try later for a fetch that failed on the way.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from social_pipelines.errors import MediaError, Rejected, Transient
 from social_pipelines.media import (
+    ImageSource,
     MediaSpec,
     RenderCache,
     load_source,
@@ -28,7 +31,24 @@ class PostImages:
 
     def __init__(self, cache_dir: Path, *, fetch_timeout: float = 20.0) -> None:
         self.cache = RenderCache(cache_dir)
+        self.fetched = cache_dir / "fetched"
         self.fetch_timeout = fetch_timeout
+
+    def source(self, post: Post, image: PostImage) -> ImageSource:
+        """The image's bytes: a local file read, a URL fetched once per post (the plan's
+        rendering, each platform's upload and a retry all use the bytes first fetched)."""
+        if not image.source.startswith("https://"):
+            return load_source(image.source, post_id=post.id, timeout=self.fetch_timeout)
+        key = hashlib.sha256(f"{post.id}\x1f{image.source}".encode()).hexdigest()
+        path = self.fetched / key
+        if path.is_file():
+            return ImageSource(data=path.read_bytes(), location=image.source, post_id=post.id)
+        source = load_source(image.source, post_id=post.id, timeout=self.fetch_timeout)
+        self.fetched.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{key}.{os.getpid()}.part")
+        partial.write_bytes(source.data)
+        os.replace(partial, path)
+        return source
 
     def prerender(self, post: Post, platforms: Iterable[str]) -> list[str]:
         """Render every image of the post for every platform named, each source decoded
@@ -37,8 +57,7 @@ class PostImages:
         problems: list[str] = []
         for image in post.images:
             try:
-                source = load_source(image.source, post_id=post.id, timeout=self.fetch_timeout)
-                render_for_targets(source, specs, cache=self.cache)
+                render_for_targets(self.source(post, image), specs, cache=self.cache)
             except MediaError as error:
                 problems.append(str(error))
         return problems
@@ -51,7 +70,7 @@ class PostImages:
 
     def _upload(self, post: Post, index: int, image: PostImage, spec: MediaSpec) -> MediaUpload:
         try:
-            source = load_source(image.source, post_id=post.id, timeout=self.fetch_timeout)
+            source = self.source(post, image)
             (rendering,) = render_for_targets(source, [spec], cache=self.cache)
         except MediaError as error:
             if error.transient:
