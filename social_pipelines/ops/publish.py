@@ -137,13 +137,17 @@ def plan_publishes(
         untouched = all(target.delivery is None for target in view.targets)
         if late > wiring.max_lateness and not config.force_late and untouched:
             reason = missed_reason(late, wiring.max_lateness)
-            outbox.set_status(post.id, OutboxStatus.MISSED, reason=reason)
+            if not config.dry_run:  # a dry run records nothing
+                outbox.set_status(post.id, OutboxStatus.MISSED, reason=reason)
             context.log.warning(f"post {post.id!r}: {reason}")
             plan.missed.append(post.id)
             continue
-        if record.status == OutboxStatus.MISSED and not config.force_late:
-            plan.skipped.append(post.id)
-            continue
+        if record.status == OutboxStatus.MISSED:
+            if not config.force_late:
+                plan.skipped.append(post.id)
+                continue
+            if not config.dry_run:  # sent on purpose: open again, so it is finished
+                outbox.set_status(post.id, OutboxStatus.OPEN, only_if=(OutboxStatus.MISSED,))
         plan.post_ids.append(post.id)
         goes_to = [t for t in post.targets if t not in record.refused]
         if not goes_to:

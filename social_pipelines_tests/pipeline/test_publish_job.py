@@ -137,6 +137,8 @@ def test_a_post_found_too_late_is_missed_and_only_forced_out(
     assert run_publish_job(instance, settings, post_ids=["stale"], force_late=True).success
     assert _state(settings, "stale").state == PostState.PUBLISHED
     assert len(demo_sandbox.posted("brand")) == 1
+    stale = wire_settings(settings).store.outbox.get("stale")
+    assert stale is not None and stale.status == "done"  # finished, no longer missed
 
 
 def test_a_dead_target_is_sent_again_by_retry(
