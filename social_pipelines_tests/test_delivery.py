@@ -93,6 +93,8 @@ class FakePlatform:
         if self.list_failure is not None:
             raise self.list_failure
         for post in reversed(self.posts):
+            if post.id in delivery.taken_ids:
+                continue  # another delivery's post, as the adapters skip it
             if delivery.kind == DeliveryKind.REPLY:
                 found = post.in_reply_to_id == delivery.subject
             else:
@@ -701,3 +703,40 @@ def test_reconciliation_is_given_the_reference_and_the_staged_id(
     [sought] = platform.sought
     assert (sought.reference, sought.staged_id) == ("post-7/brand", "media-1")
     assert len(platform.creates) == 1
+
+
+# Unknown outcomes are left to the next call, with no settle time to wait out.
+NO_WAITING: dict = {"reconciles_in_step": 0, "settle": timedelta(0)}
+
+
+def test_a_post_edited_since_its_plan_is_looked_for_by_the_text_sent(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    outbox = Outbox("first wording")
+    deliverer = Deliverer(
+        ledger, platform, run_id="run-1", prepare=outbox.prepare, **NO_WAITING
+    )
+    draft = _publish(outbox)
+    outbox.text = "edited wording"  # the author edits after the plan, before the send
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=True)
+    assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    assert ledger.get(draft.delivery_id).text == "edited wording"
+    assert deliverer.send(draft.delivery_id).outcome == Outcome.RECONCILED
+    assert [post.text for post, _ in platform.creates] == ["edited wording"]
+
+
+def test_two_publishes_of_one_text_to_one_account_are_two_posts(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    deliverer = Deliverer(ledger, platform, run_id="run-1", **NO_WAITING)
+    first = _draft("post-1/brand", text="Good morning!", kind=DeliveryKind.PUBLISH)
+    second = _draft("post-2/brand", text="Good morning!", kind=DeliveryKind.PUBLISH)
+    assert deliverer.deliver(first).outcome == Outcome.SENT
+    # The second's create times out without landing: its reconciliation sees the first's
+    # post, of the same text, and must not take it for its own.
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=False)
+    assert deliverer.deliver(second).outcome == Outcome.UNKNOWN
+    assert deliverer.send(second.delivery_id).outcome == Outcome.SENT
+    assert len(platform.posts) == 2
+    assert ledger.get(first.delivery_id).remote_id != ledger.get(second.delivery_id).remote_id
+    assert platform.sought[-1].taken_ids == {ledger.get(first.delivery_id).remote_id}
