@@ -353,3 +353,27 @@ def test_reconciliation_that_reaches_its_limit_before_the_plan_is_inconclusive(
     # Within the limit, a miss is a miss.
     recent = sought.model_copy(update={"planned_at": now - timedelta(seconds=100)})
     assert mastodon.find_delivery(recent) is None
+
+
+def test_a_publish_is_never_found_in_a_post_another_delivery_took(
+    api: respx.MockRouter, mastodon: MastodonPlatform
+) -> None:
+    """Two posts of the same text: the one the ledger already gave another delivery is
+    skipped, the other found; with both taken, the text is not out for this delivery."""
+    now = datetime.now(UTC)
+    same = [_status(2, now - timedelta(seconds=5)), _status(1, now - timedelta(seconds=9))]
+    for status in same:
+        status["content"] = "<p>Good morning!</p>"
+    api.get("/api/v1/accounts/109/statuses").respond(200, json=same)
+    sought = Delivery(
+        delivery_id="d2",
+        kind=DeliveryKind.PUBLISH,
+        subject="post-2/brand",
+        text="Good morning!",
+        planned_at=now - timedelta(minutes=1),
+        taken_ids=frozenset({"2"}),
+    )
+    found = mastodon.find_delivery(sought)
+    assert found is not None and found.remote_id == "1"
+    both = sought.model_copy(update={"taken_ids": frozenset({"1", "2"})})
+    assert mastodon.find_delivery(both) is None
