@@ -63,6 +63,9 @@ chaos: $(STAMP) home
 bench: $(STAMP) home
 	$(BIN)/python bench/client_overhead.py
 	$(BIN)/python bench/rate_limit_utilization.py
+	$(BIN)/python bench/publish_latency.py
+	$(BIN)/python bench/publish_throughput.py
+	$(BIN)/python bench/outbox_scale.py
 
 coverage: $(STAMP) home
 	$(BIN)/coverage run -m pytest -q

@@ -255,8 +255,18 @@ def publish_op(platform: str) -> OpDefinition:
                         )
                     )
         states = settle_posts(outbox, [item.post_id for item in batch.items])
-        for post_id, state in sorted(states.items()):
-            context.log.info(f"post {post_id!r}: {state}")
+        # One event for the routine outcomes, not two per target: each log call is a write to
+        # the run's event log (measured: about 7 ms each on SQLite, 1.4 s of a 4.4 s run of
+        # 100 posts). Anything unusual is still logged as it happens, per target; each URL
+        # is in the step's metadata too.
+        published = [
+            f"published {target.result.label}: {target.result.url}"
+            for target in results
+            if target.outcome in NEW
+        ]
+        settled = [f"post {post_id!r}: {state}" for post_id, state in sorted(states.items())]
+        if published or settled:
+            context.log.info("\n".join([*published, *settled]))
         report = AccountReport(account=batch.account, platform=batch.platform, targets=results)
         deliveries = report.deliveries
         context.add_output_metadata(
@@ -327,9 +337,7 @@ def _publish_one(
         reference=subject,
     )
     result = replace(deliverer.deliver(draft), label=subject)
-    if result.outcome in NEW:
-        context.log.info(f"published {subject}: {result.url}")
-    elif result.error:
+    if result.outcome not in NEW and result.error:
         context.log.warning(f"{result.outcome}: {subject}: {result.error}")
     return PublishedTarget(post_id=item.post_id, target=item.target, result=result, text=text)
 

@@ -2,7 +2,8 @@
 
 Plain Python over the outbox, so the sensor stays a few lines and a benchmark can time one
 evaluation against a large outbox: one indexed query for what falls due within the lead,
-one for those posts' deliveries, a write pushing their next look past the run's lease.
+one for those posts' deliveries, a write pushing their next look past the run's lease. Runs
+are grouped by the posts' target accounts, up to `POSTS_PER_RUN` posts each.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def due_runs(
         return dispatch
     deliveries = outbox.deliveries(due)
     launch: list[str] = []
+    # Runs by target accounts: the run's steps (one per account) run one after the other in
+    # its process, so a step waiting for its posts' times would hold back another account's
+    # posts of the same run; and one step per run is less run time per post.
+    by_targets: dict[tuple[str, ...], list[str]] = {}
     for record in due:
         late = now - record.post.at
         if late > max_lateness and not deliveries[record.post_id].by_target:
@@ -73,9 +78,13 @@ def due_runs(
                 dispatch.missed.append(f"post {record.post_id!r}: {reason}")
             continue
         launch.append(record.post_id)
+        by_targets.setdefault(tuple(sorted(record.post.targets)), []).append(record.post_id)
     outbox.check_again_at(launch, now + lease)
-    for start in range(0, len(launch), posts_per_run):
-        ids = launch[start : start + posts_per_run]
-        digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()[:12]
-        dispatch.runs.append(DueRun(key=f"publish-{now:%Y%m%dT%H%M%S.%f}-{digest}", post_ids=ids))
+    for group in by_targets.values():  # earliest first, as `due` is
+        for start in range(0, len(group), posts_per_run):
+            ids = group[start : start + posts_per_run]
+            digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()[:12]
+            dispatch.runs.append(
+                DueRun(key=f"publish-{now:%Y%m%dT%H%M%S.%f}-{digest}", post_ids=ids)
+            )
     return dispatch
