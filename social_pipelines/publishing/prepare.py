@@ -18,7 +18,8 @@ from typing import Protocol
 from social_pipelines.clock import Clock, utcnow
 from social_pipelines.delivery import Cancelled
 from social_pipelines.errors import Rejected
-from social_pipelines.models import CreatePost, MediaRef, MediaUpload, Post
+from social_pipelines.models import CreatePost, MediaRef, MediaUpload, Post, stage_media
+from social_pipelines.models import staged_media as staged_for
 from social_pipelines.publishing.dispatch import missed_reason
 from social_pipelines.store.outbox import Outbox, OutboxStatus
 from social_pipelines.store.records import DeliveryRecord
@@ -42,10 +43,10 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 def staged_media(staged_id: str | None, revision: int) -> list[str] | None:
     """The media ids an earlier attempt uploaded for this revision, if any."""
-    if not staged_id or not staged_id.startswith(f"r{revision}:"):
+    staged = staged_for(staged_id)
+    if staged is None or staged[0] != revision:
         return None
-    ids = staged_id.split(":", 1)[1]
-    return ids.split(",") if ids else []
+    return list(staged[1])
 
 
 class PublishPreparer:
@@ -93,5 +94,5 @@ class PublishPreparer:
         if len(media_ids) < len(post.images):
             for upload in self.images.uploads(post, self.platform)[len(media_ids) :]:
                 media_ids.append(self.media.upload_media(upload).id)
-                stage(f"r{current.revision}:{','.join(media_ids)}")
+                stage(stage_media(current.revision, media_ids))
         return CreatePost(text=post.body_for(target), media_ids=tuple(media_ids))
