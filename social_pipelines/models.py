@@ -7,6 +7,8 @@ IO managers, the store and the platforms without adapters of their own.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -47,6 +49,8 @@ class SocialPost(Value):
     created_at: datetime
     in_reply_to_id: str | None = None
     language: str | None = None
+    # The ids of its attachments, where the platform lists them with the post.
+    media_ids: tuple[str, ...] = ()
 
 
 class SearchResult(Value):
@@ -201,6 +205,32 @@ class Delivery(Value):
         description="remote ids the account's other deliveries were recorded with: never "
         "this one (two publishes of one text are two posts)",
     )
+
+    @property
+    def media_ids(self) -> tuple[str, ...]:
+        """The uploads a publish staged for its create (none: it attaches nothing). A
+        create attaches every staged upload or is never made, and an upload can be attached
+        to one post only: a post of the same text with other attachments is another's."""
+        staged = staged_media(self.staged_id)
+        return staged[1] if staged is not None else ()
+
+
+_STAGED_MEDIA = re.compile(r"^r(\d+):([^:]*)$")
+
+
+def stage_media(revision: int, media_ids: Iterable[str]) -> str:
+    """The staged id of a publish's uploads: `r<revision>:id,id` (in the images' order)."""
+    return f"r{revision}:{','.join(media_ids)}"
+
+
+def staged_media(staged_id: str | None) -> tuple[int, tuple[str, ...]] | None:
+    """The revision and the media ids of a staged id `stage_media` made; None for any other
+    (nothing staged, or another kind of staged id)."""
+    found = _STAGED_MEDIA.match(staged_id or "")
+    if found is None:
+        return None
+    ids = found.group(2)
+    return int(found.group(1)), tuple(ids.split(",")) if ids else ()
 
 
 # A post's id is chosen by its author and goes into delivery subjects and Dagster mapping

@@ -370,7 +370,8 @@ class MastodonPlatform(ClosedOnExit):
 
     def find_delivery(self, delivery: Delivery) -> Published | None:
         """A reply is found by the post it answers (we answer a post at most once), a
-        publish by its content, among our own posts since the plan."""
+        publish by its content (text and the uploads it staged), among our own posts since
+        the plan."""
         # Nothing of ours can predate the plan; a minute of slack covers clock skew.
         since = delivery.planned_at - timedelta(minutes=1)
         posts = self.recent_own_posts(since=since, limit=RECONCILE_LIMIT)
@@ -380,7 +381,11 @@ class MastodonPlatform(ClosedOnExit):
             if delivery.kind == DeliveryKind.REPLY:
                 matches = post.in_reply_to_id == delivery.subject
             else:
-                matches = content_hash(post.text) == content_hash(delivery.text)
+                # A post of the same text with other attachments is another delivery's (two
+                # publishes of one text, one with images): ours carries what it staged.
+                matches = content_hash(post.text) == content_hash(delivery.text) and set(
+                    post.media_ids
+                ) == set(delivery.media_ids)
             if matches:
                 return Published(remote_id=post.id, url=post.url, created_at=post.created_at)
         if len(posts) >= RECONCILE_LIMIT:
@@ -411,6 +416,9 @@ class MastodonPlatform(ClosedOnExit):
                 str(status["in_reply_to_id"]) if status.get("in_reply_to_id") else None
             ),
             language=status.get("language"),
+            media_ids=tuple(
+                str(media["id"]) for media in status.get("media_attachments") or () if "id" in media
+            ),
         )
 
 

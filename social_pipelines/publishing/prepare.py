@@ -4,8 +4,9 @@ The post is read again from the outbox at that moment, so a cancel or an edit ma
 before wins; a post found far past its time is withdrawn as missed (a stale backlog must not
 flood an account after an outage); images are rendered for the platform (from the render
 cache when a plan or an earlier attempt made them) and uploaded once: the uploaded ids are
-staged in the ledger row with the revision they belong to, so a retried attempt reuses them
-and an edited post uploads its new images.
+staged in the ledger row with the revision they belong to, one by one, so a retried attempt
+reuses them (and uploads only the images an interrupted attempt did not get to) and an
+edited post uploads its new images.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Protocol
 from social_pipelines.clock import Clock, utcnow
 from social_pipelines.delivery import Cancelled
 from social_pipelines.errors import Rejected
-from social_pipelines.models import CreatePost, MediaRef, MediaUpload, Post
+from social_pipelines.models import CreatePost, MediaRef, MediaUpload, Post, stage_media
+from social_pipelines.models import staged_media as staged_for
 from social_pipelines.publishing.dispatch import missed_reason
 from social_pipelines.store.outbox import Outbox, OutboxStatus
 from social_pipelines.store.records import DeliveryRecord
@@ -41,10 +43,10 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 def staged_media(staged_id: str | None, revision: int) -> list[str] | None:
     """The media ids an earlier attempt uploaded for this revision, if any."""
-    if not staged_id or not staged_id.startswith(f"r{revision}:"):
+    staged = staged_for(staged_id)
+    if staged is None or staged[0] != revision:
         return None
-    ids = staged_id.split(":", 1)[1]
-    return ids.split(",") if ids else []
+    return list(staged[1])
 
 
 class PublishPreparer:
@@ -86,10 +88,11 @@ class PublishPreparer:
         late = self.clock() - post.at
         if late > self.max_lateness and not self.force_late:
             return Cancelled(missed_reason(late, self.max_lateness), kind="missed")
-        media_ids = staged_media(record.staged_id, current.revision)
-        if media_ids is None and post.images:
-            media_ids = []
-            for upload in self.images.uploads(post, self.platform):
+        # Staged one by one, in order: an attempt that stopped part way (an upload failed,
+        # the run was killed) left the first images, and only the rest are uploaded now.
+        media_ids = staged_media(record.staged_id, current.revision) or []
+        if len(media_ids) < len(post.images):
+            for upload in self.images.uploads(post, self.platform)[len(media_ids) :]:
                 media_ids.append(self.media.upload_media(upload).id)
-                stage(f"r{current.revision}:{','.join(media_ids)}")
-        return CreatePost(text=post.body_for(target), media_ids=tuple(media_ids or ()))
+                stage(stage_media(current.revision, media_ids))
+        return CreatePost(text=post.body_for(target), media_ids=tuple(media_ids))

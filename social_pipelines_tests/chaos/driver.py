@@ -3,6 +3,8 @@
     python -m social_pipelines_tests.chaos.driver job reply_job --partition KEY --run-id ID
         [--campaign NAME ...]
     python -m social_pipelines_tests.chaos.driver job redeliver_job --run-id ID
+    python -m social_pipelines_tests.chaos.driver job publish_job --run-id ID
+        [--post-id ID ...]
     python -m social_pipelines_tests.chaos.driver post --account NAME --subjects FILE
     python -m social_pipelines_tests.chaos.driver breaker --account NAME
 
@@ -13,7 +15,8 @@ Everything is configured by the environment, exactly as a run worker is: `DAGSTE
 
 `job` executes a job of the code location in this process on the persistent instance (a
 killed run stays STARTED there, as it would under a run launcher) and prints one JSON line
-`{"event": "done", "success": ...}` when the run ends.
+`{"event": "done", "success": ...}` when the run ends. `publish_job` gets the posts named
+by `--post-id` as its `plan_publishes` config (none: every due post).
 
 `post` is a worker for the rate-limit test: it replies to a list of posts through
 `PlatformsResource` and the `Deliverer` once it reads `go` on stdin (see `post_worker`).
@@ -41,7 +44,13 @@ def _emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def run_job(job_name: str, partition: str | None, run_id: str | None, campaigns: list[str]) -> int:
+def run_job(
+    job_name: str,
+    partition: str | None,
+    run_id: str | None,
+    campaigns: list[str],
+    post_ids: list[str] | None = None,
+) -> int:
     from dagster import DagsterInstance
 
     from social_pipelines.definitions import defs
@@ -52,6 +61,9 @@ def run_job(job_name: str, partition: str | None, run_id: str | None, campaigns:
         run_config = {"ops": {"plan_campaigns": {"config": {"campaigns": campaigns}}}}
     if job_name == "redeliver_job":
         run_config = {"ops": {"redeliver_due": {"config": {"limit": 5000}}}}
+    if job_name == "publish_job":
+        # No post ids: every due post, as the sensor's runs do.
+        run_config = {"ops": {"plan_publishes": {"config": {"post_ids": post_ids or []}}}}
     instance = DagsterInstance.get()
     _emit({"event": "start", "pid": os.getpid(), "run_id": run_id})
     try:
@@ -181,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m social_pipelines_tests.chaos.driver")
     commands = parser.add_subparsers(dest="command", required=True)
     job = commands.add_parser("job", help="execute a job in this process")
-    job.add_argument("job_name", choices=["reply_job", "redeliver_job"])
+    job.add_argument("job_name", choices=["reply_job", "redeliver_job", "publish_job"])
     job.add_argument("--partition")
     job.add_argument("--run-id")
     job.add_argument("--campaign", action="append", default=[], help="only this campaign")
+    job.add_argument("--post-id", action="append", default=[], help="publish_job: only this post")
     breaker = commands.add_parser("breaker", help="a worker for the breaker test")
     breaker.add_argument("--account", required=True)
     post = commands.add_parser("post", help="a posting worker for the rate-limit test")
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     post.add_argument("--order-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "job":
-        return run_job(args.job_name, args.partition, args.run_id, args.campaign)
+        return run_job(args.job_name, args.partition, args.run_id, args.campaign, args.post_id)
     if args.command == "post":
         return post_worker(args.account, args.subjects, args.order_seed)
     return breaker_worker(args.account)

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from social_pipelines.models import DeliveryState
+from social_pipelines.models import DeliveryKind, DeliveryState, publish_subject
 from social_pipelines.sandbox.process import SandboxProcess
-from social_pipelines.store import StateStore
+from social_pipelines.store import OutboxStatus, StateStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = "social_pipelines_tests.chaos.driver"
@@ -281,15 +281,23 @@ class KillTrigger:
 
 
 def start_job(
-    world: World, job: str, *, partition: str | None = None, campaigns: Iterable[str] = ()
+    world: World,
+    job: str,
+    *,
+    partition: str | None = None,
+    campaigns: Iterable[str] = (),
+    post_ids: Iterable[str] = (),
 ) -> tuple[subprocess.Popen[str], RunRecord]:
-    """Start a job in a driver process (it runs on the world's persistent instance)."""
+    """Start a job in a driver process (it runs on the world's persistent instance);
+    `post_ids` are a `publish_job`'s posts (none: every due post)."""
     run_id = str(uuid.uuid4())
     args = ["job", job, "--run-id", run_id]
     if partition:
         args += ["--partition", partition]
     for campaign in campaigns:
         args += ["--campaign", campaign]
+    for post_id in post_ids:
+        args += ["--post-id", post_id]
     return world.spawn(*args), RunRecord(job=job, run_id=run_id)
 
 
@@ -298,6 +306,7 @@ def run_driver_job(
     job: str,
     *,
     partition: str | None = None,
+    post_ids: Iterable[str] = (),
     kill: KillTrigger | None = None,
     on_progress: Callable[[int], None] | None = None,
     timeout: float = 900.0,
@@ -306,7 +315,7 @@ def run_driver_job(
     """Execute a job in a driver process; SIGKILL it when the trigger fires."""
     base = world.sandbox.stats()["statuses_created"]
     started = time.monotonic()
-    proc, record = start_job(world, job, partition=partition)
+    proc, record = start_job(world, job, partition=partition, post_ids=post_ids)
     run_id = record.run_id
     try:
         while proc.poll() is None:
@@ -421,6 +430,8 @@ class Verdict:
     unsettled: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     dead_without_reason: list[str] = field(default_factory=list)
+    # Publishes: a status whose attachments are not the post's images, one for one.
+    wrong_media: list[str] = field(default_factory=list)
     dead_reasons: Counter[str] = field(default_factory=Counter)
     faults: dict[str, int] = field(default_factory=dict)
     requests: int = 0
@@ -435,6 +446,7 @@ class Verdict:
             or self.unsettled
             or self.unexpected
             or self.dead_without_reason
+            or self.wrong_media
         )
 
     def problems(self) -> str:
@@ -446,6 +458,7 @@ class Verdict:
             "unsettled",
             "unexpected",
             "dead_without_reason",
+            "wrong_media",
         ):
             items = getattr(self, name)
             if items:
@@ -523,6 +536,116 @@ def compute_verdict(world: World, expected: dict[str, set[str]]) -> Verdict:
     return verdict
 
 
+@dataclass(frozen=True)
+class PublishTarget:
+    """One target of a scheduled post: what its account must show exactly once."""
+
+    post_id: str
+    account: str  # the accounts file's name
+    text: str  # what the target gets (`Post.body_for`)
+    images: int
+
+
+def compute_publish_verdict(world: World, targets: Iterable[PublishTarget]) -> Verdict:
+    """Every target of every post `sent` with exactly one status of its own, or `dead` with
+    its reason; statuses counted per (account, text) against the sent deliveries of that
+    text (two posts of one text to one account are two statuses); each sent status with the
+    post's image count attached; every post done in the outbox."""
+    targets = list(targets)
+    verdict = Verdict()
+    store = world.store()
+    records = store.ledger.list(limit=1_000_000)
+    posted = world.sandbox.posted()
+    stats = world.sandbox.stats()
+    verdict.deliveries = len(records)
+    verdict.statuses_on_sandbox = len(posted)
+    verdict.faults = dict(stats["faults"])
+    verdict.requests = stats["requests"]
+    verdict.violations = stats["violations"]
+    username = {account.name: account.username for account in world.accounts}
+    wanted = {(t.account, publish_subject(t.post_id, t.account)): t for t in targets}
+    by_id = {status["id"]: status for status in posted}
+    statuses_per_text = Counter((s["account"], s["text"].strip()) for s in posted)
+    sent_per_text: Counter[tuple[str, str]] = Counter()
+    dead_per_text: Counter[tuple[str, str]] = Counter()
+    scheduled_per_text = Counter((username[t.account], t.text.strip()) for t in targets)
+    recorded_with: dict[str, list[str]] = {}
+    planned: set[tuple[str, str]] = set()
+    for record in records:
+        verdict.states[str(record.state)] += 1
+        who = username.get(record.account, record.account)
+        label = f"{record.delivery_id[:10]} ({record.account} -> {record.subject})"
+        target = wanted.get((record.account, record.subject))
+        if target is None or record.kind != DeliveryKind.PUBLISH:
+            verdict.unexpected.append(f"{label}: {record.kind} of no scheduled target")
+            continue
+        planned.add((record.account, record.subject))
+        key = (who, target.text.strip())
+        if record.state == DeliveryState.SENT:
+            sent_per_text[key] += 1
+            recorded_with.setdefault(record.remote_id or "", []).append(label)
+            status = by_id.get(record.remote_id or "")
+            if status is None:
+                verdict.lost.append(f"{label}: sent as {record.remote_id}, not on the sandbox")
+                continue
+            if status["account"] != who or status["text"].strip() != target.text.strip():
+                verdict.lost.append(
+                    f"{label}: ledger points at {status['id']}, {status['text']!r} "
+                    f"as {status['account']}"
+                )
+            if len(status["media_ids"]) != target.images:
+                verdict.wrong_media.append(
+                    f"{label}: status {status['id']} has {len(status['media_ids'])} "
+                    f"attachment(s), the post {target.images} image(s)"
+                )
+        elif record.state == DeliveryState.DEAD:
+            dead_per_text[key] += 1
+            verdict.dead_reasons[_reason_class(record.error_kind, record.error)] += 1
+            if not record.error:
+                verdict.dead_without_reason.append(label)
+        else:
+            verdict.unsettled.append(
+                f"{label}: {record.state} after {record.attempts} attempts "
+                f"({record.error_kind}: {record.error})"
+            )
+    for remote_id, labels in sorted(recorded_with.items()):
+        if len(labels) > 1:
+            verdict.lost.append(
+                f"status {remote_id} recorded for {len(labels)} deliveries: {', '.join(labels)}"
+            )
+    for status in posted:
+        if status["id"] not in recorded_with:
+            verdict.orphans.append(
+                f"status {status['id']} by {status['account']} ({status['text'][:40]!r}): "
+                "no sent ledger row points at it"
+            )
+    for key in sorted(set(statuses_per_text) | set(scheduled_per_text)):
+        shown, sent = statuses_per_text[key], sent_per_text[key]
+        if shown > sent:
+            verdict.duplicates.append(
+                f"{key[0]} shows {key[1][:40]!r} {shown} times for {sent} sent deliveries "
+                f"({scheduled_per_text[key]} scheduled, {dead_per_text[key]} dead)"
+            )
+        if sent + dead_per_text[key] != scheduled_per_text[key]:
+            verdict.lost.append(
+                f"{key[0]} {key[1][:40]!r}: {scheduled_per_text[key]} scheduled, {sent} sent, "
+                f"{dead_per_text[key]} dead"
+            )
+    media = Counter(media_id for status in posted for media_id in status["media_ids"])
+    verdict.wrong_media += [
+        f"media {media_id} attached to {count} statuses"
+        for media_id, count in media.items()
+        if count > 1
+    ]
+    for account, subject in sorted(set(wanted) - planned):
+        verdict.lost.append(f"{account} -> {subject}: never planned")
+    post_ids = sorted({t.post_id for t in targets})
+    for post_id, record in sorted(store.outbox.get_many(post_ids).items()):
+        if record.status != OutboxStatus.DONE:
+            verdict.unsettled.append(f"post {post_id}: {record.status} in the outbox")
+    return verdict
+
+
 def _reason_class(kind: str | None, error: str | None) -> str:
     text = error or ""
     if text.startswith("out of attempts"):
@@ -548,6 +671,7 @@ def print_summary(title: str, verdict: Verdict, extra: dict[str, Any]) -> str:
         f"orphans:             {len(verdict.orphans)}",
         f"unsettled:           {len(verdict.unsettled)}",
         f"unexpected:          {len(verdict.unexpected)}",
+        f"wrong media:         {len(verdict.wrong_media)}",
         f"rate violations:     {verdict.violations}",
         f"dead:                {sum(verdict.dead_reasons.values())}",
     ]

@@ -377,3 +377,39 @@ def test_a_publish_is_never_found_in_a_post_another_delivery_took(
     assert found is not None and found.remote_id == "1"
     both = sought.model_copy(update={"taken_ids": frozenset({"1", "2"})})
     assert mastodon.find_delivery(both) is None
+
+
+def test_a_publish_is_found_by_its_text_and_the_uploads_it_staged(
+    api: respx.MockRouter, mastodon: MastodonPlatform
+) -> None:
+    """Two publishes of one text to one account, one with images and one without, both in
+    doubt: each is found by its own post. Matched by text alone, the one without images
+    took the newer post (the other's, with its images), and the other, finding its post
+    taken, was sent again with uploads already attached, refused and dead: a lost post."""
+    now = datetime.now(UTC)
+    with_images = _status(12, now) | {
+        "content": "<p>Same words</p>",
+        "media_attachments": [{"id": "m1"}, {"id": "m2"}],
+    }
+    without = _status(11, now - timedelta(seconds=5)) | {
+        "content": "<p>Same words</p>",
+        "media_attachments": [],
+    }
+    api.get("/api/v1/accounts/109/statuses").respond(200, json=[with_images, without])
+    plain = Delivery(
+        delivery_id="d-plain",
+        kind=DeliveryKind.PUBLISH,
+        subject="p1/brand",
+        text="Same words",
+        planned_at=now - timedelta(minutes=1),
+    )
+    found = mastodon.find_delivery(plain)
+    assert found is not None and found.remote_id == "11"
+    illustrated = plain.model_copy(
+        update={"delivery_id": "d-images", "subject": "p2/brand", "staged_id": "r1:m1,m2"}
+    )
+    found = mastodon.find_delivery(illustrated)
+    assert found is not None and found.remote_id == "12"
+    # Uploads staged but never attached to a post: its create never went out.
+    unsent = illustrated.model_copy(update={"staged_id": "r2:m7"})
+    assert mastodon.find_delivery(unsent) is None
