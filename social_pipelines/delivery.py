@@ -36,6 +36,7 @@ from typing import Protocol
 from social_pipelines.errors import (
     CircuitOpen,
     Duplicate,
+    Inconclusive,
     OutcomeUnknown,
     OutOfAttempts,
     QuotaExhausted,
@@ -59,6 +60,7 @@ from social_pipelines.store import (
     DeliveryRecord,
     Ledger,
     QuotaRule,
+    RemoteIdTaken,
 )
 
 # A claim lapses a minute after its holder's last sign of life; the holder renews it four
@@ -406,10 +408,14 @@ class Deliverer:
                 f"be sent again (attempt {attempt}, same idempotency key)"
             )
             return None
+        try:
+            done = self.ledger.record_sent(
+                record.delivery_id, attempt, found, outcome=Outcome.RECONCILED
+            )
+        except RemoteIdTaken as taken:
+            # Another delivery (of the same text) took that post meanwhile: look again.
+            raise Inconclusive(f"{found.url}: {taken}; looked for again later") from taken
         self.log.info(f"reconciled {_what(record)}: it was out already, {found.url}")
-        done = self.ledger.record_sent(
-            record.delivery_id, attempt, found, outcome=Outcome.RECONCILED
-        )
         return _result(done, Outcome.RECONCILED)
 
     def _unknown(self, record: DeliveryRecord, attempt: int, error: SocialError) -> DeliveryResult:
@@ -451,7 +457,15 @@ class Deliverer:
             published = self.platform.create_post(prepared, idempotency_key=record.delivery_id)
         except SocialError as error:
             return self._not_sent(record, attempt, error, created=True)
-        done = self.ledger.record_sent(record.delivery_id, attempt, published)
+        try:
+            done = self.ledger.record_sent(record.delivery_id, attempt, published)
+        except RemoteIdTaken as taken:
+            # The platform answered with another delivery's post (a key it confused): this
+            # one may or may not be out, so it is reconciled before anything else.
+            error = OutcomeUnknown(
+                f"the create answered {published.url or published.remote_id}: {taken}"
+            )
+            return self._not_sent(record, attempt, error, created=True)
         return _result(done, Outcome.SENT)
 
     def _stager(self, record: DeliveryRecord) -> Callable[[str], None]:

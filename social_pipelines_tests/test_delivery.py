@@ -740,3 +740,36 @@ def test_two_publishes_of_one_text_to_one_account_are_two_posts(
     assert len(platform.posts) == 2
     assert ledger.get(first.delivery_id).remote_id != ledger.get(second.delivery_id).remote_id
     assert platform.sought[-1].taken_ids == {ledger.get(first.delivery_id).remote_id}
+
+
+def test_a_post_another_delivery_took_meanwhile_is_looked_for_again(
+    ledger: Ledger, platform: FakePlatform
+) -> None:
+    """Reconciliation finds a post that another process records for another delivery
+    between the look and the write: nothing is recorded, the delivery stays unknown."""
+    deliverer = Deliverer(ledger, platform, run_id="run-1", **NO_WAITING)
+    first = _draft("post-1/brand", text="Same", kind=DeliveryKind.PUBLISH)
+    second = _draft("post-2/brand", text="Same", kind=DeliveryKind.PUBLISH)
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=True)
+    assert deliverer.deliver(first).outcome == Outcome.UNKNOWN
+    platform.fail_next_create(OutcomeUnknown("timeout"), landed=False)
+    assert deliverer.deliver(second).outcome == Outcome.UNKNOWN
+    other = Deliverer(ledger, platform, run_id="run-2", **NO_WAITING)
+    look = platform.find_delivery
+
+    def racing(delivery: Delivery) -> Published | None:
+        found = look(delivery)
+        if delivery.delivery_id == second.delivery_id:
+            # Another process reconciles `first` to the same post right now.
+            assert other.send(first.delivery_id).outcome == Outcome.RECONCILED
+        return found
+
+    platform.find_delivery = racing  # type: ignore[method-assign]
+    result = deliverer.send(second.delivery_id)
+    assert result.outcome == Outcome.UNKNOWN and "another delivery" in result.error
+    assert ledger.get(first.delivery_id).remote_id == "remote-1"
+    assert ledger.get(second.delivery_id).remote_id is None
+    platform.find_delivery = look  # type: ignore[method-assign]
+    # Looked for again: remote-1 is taken, nothing else matches, so it is sent once.
+    assert deliverer.send(second.delivery_id).outcome == Outcome.SENT
+    assert len(platform.posts) == 2

@@ -21,7 +21,7 @@ from social_pipelines.store.outbox import (
     SaveResult,
 )
 from social_pipelines.store.quotas import QuotaRule
-from social_pipelines.store.records import Claim, ClaimResult, DeliveryRecord
+from social_pipelines.store.records import Claim, ClaimResult, DeliveryRecord, RemoteIdTaken
 from social_pipelines.store.state import StateStore
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "OutboxStatus",
     "PostRecord",
     "QuotaRule",
+    "RemoteIdTaken",
     "SaveOutcome",
     "SaveResult",
     "StateStore",

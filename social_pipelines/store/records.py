@@ -16,6 +16,11 @@ from social_pipelines.store.schema import deliveries
 BY_ID = sa.select(deliveries).where(deliveries.c.delivery_id == sa.bindparam("delivery_id"))
 
 
+class RemoteIdTaken(Exception):
+    """The remote post is already recorded for another delivery of the account: it is that
+    one's, never this one's."""
+
+
 @dataclass(frozen=True)
 class DeliveryRecord:
     """One `deliveries` row, read in one statement: a value, never a live handle."""

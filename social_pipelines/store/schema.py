@@ -79,6 +79,15 @@ sa.Index(
     "ix_deliveries_sent", deliveries.c.platform, deliveries.c.account_key, deliveries.c.sent_at
 )
 sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.not_before)
+# A post on the platform is one delivery's: two deliveries can never both be recorded with it
+# (two reconciliations of two publishes of one text, racing in two processes).
+sa.Index(
+    "uq_deliveries_remote",
+    deliveries.c.platform,
+    deliveries.c.account_key,
+    deliveries.c.remote_id,
+    unique=True,
+)
 # Quota checks count an account's sends in flight and unknown outcomes on every claim.
 sa.Index(
     "ix_deliveries_account_state",

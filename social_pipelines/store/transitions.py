@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from social_pipelines.clock import Clock, utcnow
 from social_pipelines.errors import SocialError
@@ -25,6 +26,7 @@ from social_pipelines.store.records import (
     Claim,
     ClaimResult,
     DeliveryRecord,
+    RemoteIdTaken,
 )
 from social_pipelines.store.schema import deliveries, delivery_attempts
 from social_pipelines.store.sql import insert_missing
@@ -300,7 +302,24 @@ class DeliveryTransitions:
         *,
         outcome: str = "sent",
     ) -> DeliveryRecord:
+        """Record the delivery as out; RemoteIdTaken (nothing recorded) when that post is
+        another delivery's already."""
         now = self.clock()
+        try:
+            return self._record_sent(delivery_id, attempt, published, outcome, now)
+        except IntegrityError as error:
+            raise RemoteIdTaken(
+                f"{published.remote_id} is recorded for another delivery of the account"
+            ) from error
+
+    def _record_sent(
+        self,
+        delivery_id: str,
+        attempt: int,
+        published: Published,
+        outcome: str,
+        now: datetime,
+    ) -> DeliveryRecord:
         return self._finish(
             delivery_id,
             attempt,

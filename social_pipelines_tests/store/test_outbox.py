@@ -175,3 +175,22 @@ def test_a_store_at_today_s_revision_is_upgraded_with_its_rows(store_url: str) -
             ).scalar_one() == HEAD
     finally:
         store.dispose()
+
+
+def test_one_remote_post_is_one_delivery_s(store: StateStore) -> None:
+    """Two reconciliations racing for one post of the account: the second is refused and
+    records nothing, so its delivery is looked for again instead of being taken as out."""
+    from social_pipelines.store import RemoteIdTaken
+
+    first = make_draft(publish_subject("a", "brand"), kind=DeliveryKind.PUBLISH)
+    second = make_draft(publish_subject("b", "brand"), kind=DeliveryKind.PUBLISH)
+    claims = [store.ledger.plan_and_claim(d, run_id="r", lease=LEASE) for d in (first, second)]
+    store.ledger.record_sent(first.delivery_id, claims[0].attempt, Published(remote_id="77"))
+    try:
+        store.ledger.record_sent(second.delivery_id, claims[1].attempt, Published(remote_id="77"))
+    except RemoteIdTaken:
+        pass
+    else:
+        raise AssertionError("a second delivery was recorded with the first one's post")
+    record = store.ledger.get(second.delivery_id)
+    assert record is not None and record.state == DeliveryState.SENDING and record.remote_id is None

@@ -1,5 +1,6 @@
 """The outbox: posts with their revisions; deliveries findable by subject, and an attempt
-base so a delivery made due again by hand gets its attempts anew.
+base so a delivery made due again by hand gets its attempts anew; one delivery per remote
+post.
 
 Revision ID: 0005
 Revises: 0004
@@ -55,5 +56,11 @@ def upgrade() -> None:
     op.add_column(
         "deliveries",
         sa.Column("attempt_base", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_index(
+        "uq_deliveries_remote",
+        "deliveries",
+        ["platform", "account_key", "remote_id"],
+        unique=True,
     )
     op.create_index("ix_deliveries_kind_subject", "deliveries", ["kind", "subject"])
