@@ -23,6 +23,7 @@ from social_pipelines.models import DeliveryKind, DeliveryState, Post, publish_s
 from social_pipelines.store.engine import for_writing
 from social_pipelines.store.records import DeliveryRecord
 from social_pipelines.store.schema import deliveries, post_revisions, posts
+from social_pipelines.store.sql import insert_missing
 
 _p = posts.c
 _d = deliveries.c
@@ -154,30 +155,34 @@ class Outbox:
         digest = post.content_hash()
         refused_json = json.dumps(dict(sorted((refused or {}).items())))
         with self.writer.begin() as connection:
-            row = connection.execute(
-                sa.select(posts).where(_p.post_id == post.id).with_for_update()
-            ).first()
-            if row is None:
-                connection.execute(
-                    posts.insert().values(
-                        post_id=post.id,
-                        revision=1,
-                        latest_revision=1,
-                        latest_hash=digest,
-                        content=content,
-                        at=post.at,
-                        status=str(OutboxStatus.OPEN),
-                        status_reason=None,
-                        origin=str(origin),
-                        source=source,
-                        refused=refused_json,
-                        next_check_at=post.at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            # A racing first save (a sensor tick and `calendar sync`) inserts once: the loser
+            # reads the winner's row, locked, and goes on as a revision of it.
+            created = insert_missing(
+                connection,
+                posts,
+                {
+                    "post_id": post.id,
+                    "revision": 1,
+                    "latest_revision": 1,
+                    "latest_hash": digest,
+                    "content": content,
+                    "at": post.at,
+                    "status": str(OutboxStatus.OPEN),
+                    "status_reason": None,
+                    "origin": str(origin),
+                    "source": source,
+                    "refused": refused_json,
+                    "next_check_at": post.at,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            if created:
                 _add_revision(connection, post, 1, content, digest, origin, source, None, now)
                 return SaveResult(SaveOutcome.CREATED, _get(connection, post.id))
+            row = connection.execute(
+                sa.select(posts).where(_p.post_id == post.id).with_for_update()
+            ).one()
             if row.origin != str(origin) or (origin == Origin.CALENDAR and row.source != source):
                 where = "the command line" if row.origin == str(Origin.CLI) else row.source
                 return SaveResult(

@@ -194,3 +194,16 @@ def test_one_remote_post_is_one_delivery_s(store: StateStore) -> None:
         raise AssertionError("a second delivery was recorded with the first one's post")
     record = store.ledger.get(second.delivery_id)
     assert record is not None and record.state == DeliveryState.SENDING and record.remote_id is None
+
+
+def test_racing_first_saves_create_the_post_once(store: StateStore) -> None:
+    """A sensor tick and `calendar sync` saving a new entry at once: one creates it, the
+    others find it as it is, and nobody fails."""
+    from social_pipelines_tests.store.helpers import at_once_in_threads
+
+    results, errors = at_once_in_threads(
+        4, lambda: store.outbox.save(_post(), origin=Origin.CALENDAR, source="a.yaml").outcome
+    )
+    assert errors == []
+    assert sorted(results) == sorted([SaveOutcome.CREATED] + [SaveOutcome.UNCHANGED] * 3)
+    assert len(store.outbox.revisions("launch")) == 1
