@@ -20,7 +20,7 @@ from social_pipelines.errors import ConfigError, summarize
 from social_pipelines.models import DeliveryState, Post, PostImage, PostState
 from social_pipelines.publishing.intake import refusals, schedule
 from social_pipelines.publishing.retry import retry
-from social_pipelines.publishing.states import PostView, TargetState, post_view
+from social_pipelines.publishing.states import PostView, TargetState, TargetView, post_view
 from social_pipelines.settings import Settings, load_settings
 from social_pipelines.store import OutboxStatus, SaveOutcome
 from social_pipelines.store.records import DeliveryRecord
@@ -100,13 +100,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise ConfigError(f"invalid post: {_pydantic_message(error)}") from None
-    check = wiring.content_checker(book)
-    refused = refusals(post, check)
-    for target, reason in refused.items():
+    scheduled = schedule(wiring.store.outbox, post, wiring.content_checker(book))
+    for target, reason in scheduled.refused.items():
         print(f"refused for {target}: {reason}", file=sys.stderr)
-    if set(refused) >= set(targets):
+    result = scheduled.result
+    if result is None:
         raise ConfigError("the post fits none of its targets; nothing scheduled")
-    result = schedule(wiring.store.outbox, post, check).result
     if result.outcome == SaveOutcome.CONFLICT:
         raise ConfigError(result.detail)
     if result.outcome == SaveOutcome.CHANGED_AFTER_PUBLISHING:
@@ -146,7 +145,7 @@ def _one_view(wiring: Wiring, post_id: str) -> PostView | None:
     return view
 
 
-def _target_json(view: Any) -> dict[str, Any]:
+def _target_json(view: TargetView) -> dict[str, Any]:
     delivery: DeliveryRecord | None = view.delivery
     return {
         "target": view.target,
@@ -172,7 +171,7 @@ def _post_json(view: PostView) -> dict[str, Any]:
     }
 
 
-def _target_line(view: Any) -> str:
+def _target_line(view: TargetView) -> str:
     detail = view.url or (summarize(view.reason) if view.reason else "")
     return f"{view.target}: {view.state}" + (f" ({detail})" if detail else "")
 

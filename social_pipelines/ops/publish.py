@@ -38,10 +38,10 @@ from social_pipelines.models import DeliveryKind, Draft, delivery_id, publish_su
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.catalog import SPECS
-from social_pipelines.publishing.dispatch import missed_reason
+from social_pipelines.publishing.dispatch import too_late
+from social_pipelines.publishing.images import PostImages
 from social_pipelines.publishing.prepare import PublishPreparer
 from social_pipelines.publishing.progress import settle_posts
-from social_pipelines.publishing.states import post_view
 from social_pipelines.publishing.steps import (
     AccountBatch,
     AccountReport,
@@ -51,7 +51,6 @@ from social_pipelines.publishing.steps import (
 )
 from social_pipelines.resources import PlatformsResource, StateStoreResource
 from social_pipelines.store.outbox import Outbox, OutboxStatus, PostRecord
-from social_pipelines.wiring import Wiring
 
 # For failures nothing else caught; platform outcomes are retried by `settle_or_retry`.
 PUBLISH_RETRY = RetryPolicy(
@@ -106,6 +105,7 @@ def plan_publishes(
     outbox = state_store.open().outbox
     wiring = platforms.wiring()
     now = outbox.clock()
+    capped = False
     if config.post_ids:
         found = outbox.get_many(config.post_ids)
         for missing in sorted(set(config.post_ids) - set(found)):
@@ -113,7 +113,8 @@ def plan_publishes(
         records = [found[post_id] for post_id in config.post_ids if post_id in found]
     else:
         records = outbox.due_by_time(until=now, limit=RUN_LIMIT)
-        if len(records) == RUN_LIMIT:
+        capped = len(records) == RUN_LIMIT
+        if capped:
             context.log.warning(
                 f"{RUN_LIMIT} due posts taken; the rest wait for the next run (the sensor "
                 "launches it)"
@@ -125,18 +126,16 @@ def plan_publishes(
     plan = PublishPlan()
     batches: dict[str, list[TargetItem]] = defaultdict(list)
     deliveries = outbox.deliveries(records)
+    images = wiring.images()
     for record in records:
-        view = post_view(record, deliveries[record.post_id], now)
         post = record.post
         if record.status == OutboxStatus.CANCELLED or (
             record.status == OutboxStatus.DONE and not _re_execution(context)
         ):
             plan.skipped.append(post.id)
             continue
-        late = now - post.at
-        untouched = all(target.delivery is None for target in view.targets)
-        if late > wiring.max_lateness and not config.force_late and untouched:
-            reason = missed_reason(late, wiring.max_lateness)
+        reason = too_late(record, deliveries[post.id], now, wiring.max_lateness)
+        if reason is not None and not config.force_late:
             if not config.dry_run:  # a dry run records nothing
                 outbox.set_status(post.id, OutboxStatus.MISSED, reason=reason)
             context.log.warning(f"post {post.id!r}: {reason}")
@@ -157,7 +156,7 @@ def plan_publishes(
             batches[target].append(TargetItem(post_id=post.id, target=target, at=post.at))
         _prerender(
             context,
-            wiring,
+            images,
             record,
             [book.accounts[t].platform for t in goes_to if t in book.accounts],
         )
@@ -168,6 +167,8 @@ def plan_publishes(
             "posts": len(plan.post_ids),
             "missed": len(plan.missed),
             "skipped": len(plan.skipped),
+            # Every due post was not taken: the rest wait for the next run.
+            "capped_at": RUN_LIMIT if capped else 0,
         },
     )
     for name, items in sorted(batches.items()):
@@ -199,12 +200,12 @@ def _re_execution(context: OpExecutionContext) -> bool:
 
 
 def _prerender(
-    context: OpExecutionContext, wiring: Wiring, record: PostRecord, names: list[str]
+    context: OpExecutionContext, images: PostImages, record: PostRecord, names: list[str]
 ) -> None:
     """Every image of the post rendered for all its platforms at once (one decode each)."""
     if not record.post.images or not names:
         return
-    for problem in wiring.images().prerender(record.post, names):
+    for problem in images.prerender(record.post, names):
         context.log.warning(f"{problem}; the targets of post {record.post_id!r} refuse it")
 
 
@@ -225,14 +226,14 @@ def publish_op(platform: str) -> OpDefinition:
         state_store: StateStoreResource,
     ) -> AccountReport:
         """Send each of the account's targets once, at its time, through the ledger."""
-        wiring = platforms.wiring()
-        account = platforms.account(batch.account)
-        policy = platforms.policy(account)
+        wiring = platforms.wiring()  # built once: accounts, policy and client from it
+        account = wiring.accounts().get(batch.account)
+        policy = wiring.policy(account.platform)
         outbox = state_store.open().outbox
         results: list[PublishedTarget] = []
         with (
             platform_errors(context, policy),
-            platforms.connect(account, log=context.log) as connected,
+            wiring.connect(account, log=context.log) as connected,
         ):
             preparer = PublishPreparer(
                 outbox,
@@ -312,6 +313,7 @@ def _publish_one(
             not_before=item.at,
             error=f"not due until {item.at:%Y-%m-%d %H:%M:%S} UTC; its own run sends it",
         )
+        context.log.info(f"{subject}: {result.error}")
         return PublishedTarget(post_id=item.post_id, target=item.target, result=result)
     if wait > 0:
         time.sleep(wait)

@@ -44,6 +44,7 @@ def redeliver_due(
     wiring = platforms.wiring()
     book = wiring.accounts()
     published: list[str] = []
+    images = wiring.images()
     by_account = defaultdict(list)
     for record in ledger.due(limit=config.limit):
         by_account[record.account].append(record)
@@ -59,16 +60,16 @@ def redeliver_due(
             )
             orphaned += len(records)
             continue
-        with platforms.connect(account, log=context.log) as platform:
+        with wiring.connect(account, log=context.log) as platform:
             publishes = PublishPreparer(
                 outbox,
                 platform,
-                wiring.images(),
+                images,
                 platform=account.platform,
                 max_lateness=wiring.max_lateness,
                 clock=outbox.clock,
             )
-            deliverer = platforms.deliverer(
+            deliverer = wiring.deliverer(
                 account,
                 platform,
                 run_id=context.run_id,

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from social_pipelines.store.outbox import Outbox, OutboxStatus
+from social_pipelines.store.outbox import Outbox, OutboxStatus, PostDeliveries, PostRecord
 
 POSTS_PER_RUN = 100
 # At most this many posts are looked at per evaluation; the rest come next tick.
@@ -46,6 +46,17 @@ def missed_reason(late: timedelta, max_lateness: timedelta) -> str:
     )
 
 
+def too_late(
+    record: PostRecord, deliveries: PostDeliveries, now: datetime, max_lateness: timedelta
+) -> str | None:
+    """Why the post is missed, when it is found more than `max_lateness` after its time with
+    nothing of it planned yet (a planned target is its deliverer's to decide); else None."""
+    late = now - record.post.at
+    if late > max_lateness and not deliveries.by_target:
+        return missed_reason(late, max_lateness)
+    return None
+
+
 def due_runs(
     outbox: Outbox,
     *,
@@ -71,9 +82,8 @@ def due_runs(
     # posts of the same run; and one step per run is less run time per post.
     by_targets: dict[tuple[str, ...], list[str]] = {}
     for record in due:
-        late = now - record.post.at
-        if late > max_lateness and not deliveries[record.post_id].by_target:
-            reason = missed_reason(late, max_lateness)
+        reason = too_late(record, deliveries[record.post_id], now, max_lateness)
+        if reason is not None:
             if outbox.set_status(record.post_id, OutboxStatus.MISSED, reason=reason):
                 dispatch.missed.append(f"post {record.post_id!r}: {reason}")
             continue

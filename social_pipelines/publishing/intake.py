@@ -40,20 +40,18 @@ def refusals(post: Post, check: CheckTarget) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Scheduled:
-    result: SaveResult
-    refused: dict[str, str]
+    """What scheduling did: `result` is None when the post fits none of its targets (every
+    one refused, with the reasons): nothing is stored then."""
 
-    @property
-    def nothing_left(self) -> bool:
-        """Every target refused: nothing of the post can go anywhere."""
-        return self.result.record is not None and set(self.refused) >= set(
-            self.result.record.post.targets
-        )
+    result: SaveResult | None
+    refused: dict[str, str]
 
 
 def schedule(outbox: Outbox, post: Post, check: CheckTarget) -> Scheduled:
-    """Add (or revise) a post from the command line."""
+    """Add (or revise) a post from the command line, each target checked once."""
     refused = refusals(post, check)
+    if set(refused) >= set(post.targets):
+        return Scheduled(None, refused)
     return Scheduled(outbox.save(post, origin=Origin.CLI, refused=refused), refused)
 
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from social_pipelines.delivery import DeliveryReport, DeliveryResult, Outcome
-
-
-class _Step(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from social_pipelines.models import Value as _Step
 
 
 class PublishPlan(BaseModel):
