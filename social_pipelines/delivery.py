@@ -453,6 +453,9 @@ class Deliverer:
             # An edit since the plan: what is looked for later must be what was sent.
             self.log.warning(f"preparing {_what(record)}: the claim lapsed; left to its holder")
             return _result(record, Outcome.IN_FLIGHT)
+        # The plan time goes with every attempt: a record key derived from it and the
+        # delivery id (Bluesky's rkey) is the same for every attempt, in any process.
+        prepared = prepared.model_copy(update={"planned_at": record.created_at})
         try:
             published = self.platform.create_post(prepared, idempotency_key=record.delivery_id)
         except SocialError as error:

@@ -128,6 +128,11 @@ class CreatePost(Value):
     in_reply_to_id: str | None = None
     media_ids: tuple[str, ...] = ()
     language: str | None = None
+    planned_at: datetime | None = Field(
+        default=None,
+        description="when its delivery was planned (the ledger's, set by the deliverer): "
+        "with the delivery id, what a record key fixed before the create is derived from",
+    )
 
 
 class Published(Value):

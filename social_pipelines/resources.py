@@ -99,9 +99,7 @@ class PlatformsResource(ConfigurableResource):
         log: Log | None = None,
         prepare: Prepare = prepare_reply,
     ) -> Deliverer:
-        return self.wiring().deliverer(
-            account, platform, run_id=run_id, log=log, prepare=prepare
-        )
+        return self.wiring().deliverer(account, platform, run_id=run_id, log=log, prepare=prepare)
 
 
 class ReplyWriterResource(ConfigurableResource):

@@ -28,8 +28,17 @@ from social_pipelines.models import (
     SearchResult,
 )
 from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.auth import Authenticator, Session
 from social_pipelines.platforms.http import Door
 from social_pipelines.platforms.policy import PlatformPolicy
+
+
+class Source(StrEnum):
+    """Where a reply campaign finds the posts it answers (`Searcher.search(source=...)`)."""
+
+    SEARCH = "search"  # full-text search for the query
+    HASHTAG = "hashtag"  # the query is a hashtag: its timeline
+    MENTIONS = "mentions"  # posts that mention the account (the query filters them)
 
 
 class Capability(StrEnum):
@@ -93,8 +102,17 @@ class ClosedOnExit:
 
 @runtime_checkable
 class Searcher(Adapter, Protocol):
-    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
-        """Public posts matching `query`, newest first, paged back to `since` or until
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        since: datetime,
+        until: datetime | None = None,
+        source: Source = Source.SEARCH,
+    ) -> SearchResult:
+        """Public posts matching `query` from `source` (one the spec declares), newest
+        first, written before `until` (None: up to now), paged back to `since` or until
         `limit` posts of other accounts were examined (whichever comes first)."""
         ...
 
@@ -147,6 +165,7 @@ class Connect(Protocol):
         door: Door,
         timeout: float,
         transport: httpx.BaseTransport | None = None,
+        session: Session | None = None,
     ) -> Adapter: ...
 
 
@@ -159,6 +178,11 @@ class PlatformSpec:
     connect: Connect
     policy: PlatformPolicy
     capabilities: frozenset[Capability]
+    # Where its reply campaigns may find posts (`Source`), the first the default.
+    sources: tuple[Source, ...] = (Source.SEARCH,)
+    # Accounts holding expiring tokens: the platform's session requests; `connect` then
+    # gets a `Session` that keeps them (None: a fixed credential, Mastodon's token).
+    authenticator: Authenticator | None = None
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from social_pipelines.errors import (
     AuthExpired,
+    ConfigError,
     Inconclusive,
     NotReady,
     OutcomeUnknown,
@@ -39,7 +40,13 @@ from social_pipelines.models import (
     content_hash,
 )
 from social_pipelines.platforms.account import ENV_NAME_PATTERN, AccountBase, expand_url
-from social_pipelines.platforms.capabilities import Capability, ClosedOnExit, PlatformSpec
+from social_pipelines.platforms.auth import Session
+from social_pipelines.platforms.capabilities import (
+    Capability,
+    ClosedOnExit,
+    PlatformSpec,
+    Source,
+)
 from social_pipelines.platforms.content import static_rules, text_length
 from social_pipelines.platforms.http import Door, build_client, route, status_error
 from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
@@ -228,7 +235,15 @@ class MastodonPlatform(ClosedOnExit):
     def text_length(self, text: str, rules: ContentRules) -> int:
         return text_length(text, rules)
 
-    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        since: datetime,
+        until: datetime | None = None,
+        source: Source = Source.SEARCH,
+    ) -> SearchResult:
         """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.
 
         Offset paging never misses a post that arrives meanwhile (new posts push the rest
@@ -236,6 +251,8 @@ class MastodonPlatform(ClosedOnExit):
         past `since` only when all of it is older, so an order that is not strictly by date
         does not end the search early.
         """
+        if source not in SPEC.sources:
+            raise ConfigError(f"{NAME} cannot read reply source {source!r}")
         own_id = self.whoami().account_id
         posts: list[SocialPost] = []
         own = pages = 0
@@ -435,7 +452,9 @@ def connect(
     door: Door,
     timeout: float,
     transport: httpx.BaseTransport | None = None,
+    session: Session | None = None,
 ) -> MastodonPlatform:
+    """Mastodon tokens do not expire and have no refresh grant: no session."""
     return MastodonPlatform(
         account.instance_url,
         account.token(variables).get_secret_value(),

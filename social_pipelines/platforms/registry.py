@@ -10,6 +10,7 @@ import httpx
 
 from social_pipelines.errors import ConfigError
 from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.auth import Session
 from social_pipelines.platforms.capabilities import Adapter
 from social_pipelines.platforms.catalog import spec_for
 from social_pipelines.platforms.http import Door
@@ -22,6 +23,7 @@ def connect(
     door: Door,
     timeout: float,
     transport: httpx.BaseTransport | None = None,
+    session: Session | None = None,
 ) -> Adapter:
     """The bare adapter of `account`, every request of it through `door`."""
     try:
@@ -33,6 +35,13 @@ def connect(
             f"account {account.name!r}: a {type(account).__name__} is not a "
             f"{spec.account_model.__name__}, the account model of {spec.name}"
         )
+    if spec.authenticator is not None and session is None:
+        raise ConfigError(f"account {account.name!r}: {spec.name} needs a session to connect")
     return spec.connect(
-        account, variables=variables, door=door, timeout=timeout, transport=transport
+        account,
+        variables=variables,
+        door=door,
+        timeout=timeout,
+        transport=transport,
+        session=session,
     )

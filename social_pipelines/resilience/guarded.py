@@ -38,6 +38,7 @@ from social_pipelines.platforms.capabilities import (
     Poster,
     Reconciler,
     Searcher,
+    Source,
 )
 from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.breaker import SharedBreaker
@@ -105,9 +106,20 @@ class GuardedPlatform(ClosedOnExit):
         """As the platform counts it; the rules it needs are read through the breaker."""
         return self._inner.text_length(text, self.content_rules())
 
-    def search(self, query: str, *, limit: int, since: datetime) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        since: datetime,
+        until: datetime | None = None,
+        source: Source = Source.SEARCH,
+    ) -> SearchResult:
         searcher = self._able(Capability.SEARCH, Searcher)
-        return self._call("search", lambda: searcher.search(query, limit=limit, since=since))
+        return self._call(
+            f"{source} read",
+            lambda: searcher.search(query, limit=limit, since=since, until=until, source=source),
+        )
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
         capability = Capability.REPLY if post.in_reply_to_id else Capability.PUBLISH
