@@ -713,9 +713,7 @@ def test_a_post_edited_since_its_plan_is_looked_for_by_the_text_sent(
     ledger: Ledger, platform: FakePlatform
 ) -> None:
     outbox = Outbox("first wording")
-    deliverer = Deliverer(
-        ledger, platform, run_id="run-1", prepare=outbox.prepare, **NO_WAITING
-    )
+    deliverer = Deliverer(ledger, platform, run_id="run-1", prepare=outbox.prepare, **NO_WAITING)
     draft = _publish(outbox)
     outbox.text = "edited wording"  # the author edits after the plan, before the send
     platform.fail_next_create(OutcomeUnknown("timeout"), landed=True)

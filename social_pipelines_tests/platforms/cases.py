@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 
 from social_pipelines.platforms.account import AccountBase
+from social_pipelines.platforms.auth import TokenSet
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonAccount
 
@@ -30,6 +31,8 @@ class Case:
     no_duplicate_because: str
     rate_headers: Mapping[str, str]
     announced: RateLimitInfo
+    # A session already held (platforms with an authenticator; None: it logs in first).
+    tokens: TokenSet | None = None
 
 
 def _mastodon(request: httpx.Request) -> httpx.Response:

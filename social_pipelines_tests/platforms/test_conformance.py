@@ -34,6 +34,7 @@ from social_pipelines.platforms.catalog import SPECS
 from social_pipelines.platforms.http import CREATE
 from social_pipelines_tests.doors import RecordingDoor
 from social_pipelines_tests.platforms.cases import CASES, Case
+from social_pipelines_tests.sessions import MemorySession
 
 Fault = Callable[[httpx.Request], httpx.Response]
 
@@ -72,12 +73,26 @@ def connected(request: pytest.FixtureRequest) -> Iterator[Connected]:
     assert spec.name in CASES, f"{spec.name}: add its case to platforms/cases.py"
     case = CASES[spec.name]
     door, remote = RecordingDoor(), Remote(case)
+    transport = httpx.MockTransport(remote)
+    session = (
+        MemorySession(
+            spec.authenticator,
+            case.account,
+            variables=case.variables,
+            door=door,
+            transport=transport,
+            tokens=case.tokens,
+        )
+        if spec.authenticator is not None
+        else None
+    )
     adapter = spec.connect(
         case.account,
         variables=case.variables,
         door=door,
         timeout=2.0,
-        transport=httpx.MockTransport(remote),
+        transport=transport,
+        session=session,
     )
     with adapter:
         yield Connected(spec, case, adapter, door, remote)

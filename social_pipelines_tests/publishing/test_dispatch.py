@@ -39,9 +39,7 @@ def _add(store: StateStore, post_id: str, at: datetime) -> None:
 
 
 def _dispatch(store: StateStore, **kwargs: object):
-    return due_runs(
-        store.outbox, lead=LEAD, max_lateness=timedelta(hours=6), lease=LEASE, **kwargs
-    )
+    return due_runs(store.outbox, lead=LEAD, max_lateness=timedelta(hours=6), lease=LEASE, **kwargs)
 
 
 def test_due_posts_go_in_bounded_runs_and_come_back_after_a_failed_run(

@@ -170,9 +170,12 @@ def test_a_store_at_today_s_revision_is_upgraded_with_its_rows(store_url: str) -
         assert record is not None and record.attempt_base == 0
         assert store.outbox.save(_post(), origin=Origin.CLI).outcome == SaveOutcome.CREATED
         with store.engine.connect() as connection:
-            assert connection.execute(
-                sa.text("SELECT version_num FROM social_alembic_version")
-            ).scalar_one() == HEAD
+            assert (
+                connection.execute(
+                    sa.text("SELECT version_num FROM social_alembic_version")
+                ).scalar_one()
+                == HEAD
+            )
     finally:
         store.dispose()
 
