@@ -64,3 +64,16 @@ def fit_text(text: str, limit: int, length: Callable[[str], int] = len) -> str:
         if length(candidate) <= limit:
             return candidate
     raise ValueError(f"cannot fit any text into {limit} characters")
+
+
+EVERYTHING = "*"
+
+
+def matches_query(text: str, query: str) -> bool:
+    """Whether a post read from a source without a query of its own (the account's
+    mentions) matches a campaign's query: every word of it appears in the text, case and
+    accents as written aside; `*` matches every post."""
+    if query.strip() == EVERYTHING:
+        return True
+    haystack = text.casefold()
+    return all(word.casefold() in haystack for word in query.split())

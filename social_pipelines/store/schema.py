@@ -69,7 +69,8 @@ deliveries = sa.Table(
     sa.Column("reference", sa.String(200), nullable=True),
     # What an earlier attempt already made on the platform and a later one reuses instead of
     # making again: an uploaded media id, a record key, a container id.
-    sa.Column("staged_id", sa.String(200), nullable=True),
+    # Text: a Bluesky upload is its blob reference with alt text and aspect ratio (0006).
+    sa.Column("staged_id", sa.Text, nullable=True),
     # Attempts made before the delivery was last made due again by hand (`retry`): the
     # attempt limit counts only those after it, the attempt numbers go on.
     sa.Column("attempt_base", sa.Integer, nullable=False, default=0, server_default="0"),
@@ -234,3 +235,47 @@ post_revisions = sa.Table(
 # A post's deliveries are found by subject (`post_id/target`) without knowing each target's
 # account key.
 sa.Index("ix_deliveries_kind_subject", deliveries.c.kind, deliveries.c.subject)
+
+# One row per account holding tokens that expire (a Bluesky session, X OAuth tokens): what
+# every process and machine uses, refreshed by one of them at a time (`refresh_owner` until
+# `refresh_until`, claimed by a conditional update like the breaker's trial). `payload` is
+# the token set as JSON, Fernet-encrypted with SOCIAL_SECRET_KEY when one is set.
+# Every account whose platform refused it for good is marked here too (`state`
+# reconnect_needed, with the platform's words), Mastodon's included, until it is accepted
+# again.
+account_tokens = sa.Table(
+    "account_tokens",
+    metadata,
+    sa.Column("platform", sa.String(32), primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("encrypted", sa.Boolean, nullable=False, default=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.Column("refresh_expires_at", UtcDateTime(), nullable=True),
+    # ok, or reconnect_needed (a recognised auth failure), with the reason and since when.
+    sa.Column("state", sa.String(24), nullable=False, default="ok"),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("marked_at", UtcDateTime(), nullable=True),
+    # Bumped by every write of the tokens: a refresh that read version n writes only if it
+    # is still n (and it holds the refresh claim).
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("refresh_owner", sa.String(64), nullable=True),
+    sa.Column("refresh_until", UtcDateTime(), nullable=True),
+    sa.Column("refreshed_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# A reply written for a delivery, once: a retried or re-executed run reuses it instead of
+# asking the writer (a language model) again. A refused draft is kept with its reason.
+reply_drafts = sa.Table(
+    "reply_drafts",
+    metadata,
+    sa.Column("delivery_id", sa.String(64), primary_key=True),
+    sa.Column("campaign", sa.String(128), nullable=False),
+    sa.Column("writer", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    # accepted, or refused (`reason` says which filter and why).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
