@@ -113,6 +113,9 @@ class MediaUpload(Value):
     mime_type: str
     alt_text: str = ""
     filename: str = "image"
+    # Pixel size, when known (rendered images): Bluesky's `aspectRatio` is made of it.
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
 
 
 class MediaRef(Value):

@@ -62,7 +62,12 @@ class Rendering:
         """The platform-ready upload, with the caller's alt text."""
         name = filename or f"{self.source_hash[:16]}.{self.extension}"
         return MediaUpload(
-            data=self.data, mime_type=self.mime_type, alt_text=alt_text, filename=name
+            data=self.data,
+            mime_type=self.mime_type,
+            alt_text=alt_text,
+            filename=name,
+            width=self.width,
+            height=self.height,
         )
 
 
