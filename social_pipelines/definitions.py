@@ -57,6 +57,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         default_timezone=settings.default_timezone or "",
         publish_max_lateness_seconds=settings.publish_max_lateness.total_seconds(),
         media_cache_dir=str(settings.media_cache_path),
+        secret_key=_by_name(
+            "SOCIAL_SECRET_KEY",
+            settings.secret_key.get_secret_value() if settings.secret_key else "",
+        ),
     )
     return {
         "state_store": state_store,

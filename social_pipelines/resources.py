@@ -56,6 +56,7 @@ class PlatformsResource(ConfigurableResource):
     default_timezone: str = ""
     publish_max_lateness_seconds: float = 6 * 3600.0
     media_cache_dir: str = ""
+    secret_key: str = ""  # SOCIAL_SECRET_KEY, always by EnvVar (never a config value)
 
     def wiring(self) -> Wiring:
         overrides: dict[str, dict[str, Any]] = json.loads(self.policies)
@@ -72,6 +73,7 @@ class PlatformsResource(ConfigurableResource):
             default_timezone=self.default_timezone or None,
             max_lateness=timedelta(seconds=self.publish_max_lateness_seconds),
             media_cache_dir=Path(self.media_cache_dir) if self.media_cache_dir else None,
+            secret_key=self.secret_key or None,
         )
 
     def accounts(self) -> AccountBook:
@@ -84,7 +86,7 @@ class PlatformsResource(ConfigurableResource):
         return self.accounts().get(name)
 
     def policy(self, account: AccountBase) -> PlatformPolicy:
-        return self.wiring().policy(account.platform)
+        return self.wiring().policy(account)
 
     def connect(self, account: AccountBase, *, log: Log | None = None) -> GuardedPlatform:
         """Open it with `with`; `log` gets the door's decisions (repeats, 429s)."""

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         description="Where images rendered for each platform are kept, by source content and "
         "spec (default: social_media_cache under DAGSTER_HOME): a retry renders nothing again.",
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that seals stored tokens and sessions at rest (32 url-safe "
+        'base64 bytes: python -c "from cryptography.fernet import Fernet; '
+        'print(Fernet.generate_key().decode())"). Unset: they are stored plainly, and '
+        "`accounts check` warns.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",
@@ -117,6 +124,19 @@ class Settings(BaseSettings):
     def _empty_home_is_unset(cls, value: object) -> object:
         # DAGSTER_HOME="" means "not set" to Dagster too, not "the current directory".
         return dagster_home() if value in ("", None) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        from social_pipelines.store.tokens import TokenCipher
+
+        try:
+            TokenCipher(value.get_secret_value())
+        except ConfigError as error:
+            raise ValueError(str(error).removeprefix("SOCIAL_SECRET_KEY ")) from None
+        return value
 
     @field_validator("default_timezone")
     @classmethod

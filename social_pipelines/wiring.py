@@ -32,6 +32,7 @@ from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.settings import Settings
 from social_pipelines.store import QuotaRule, StateStore
+from social_pipelines.store.tokens import TokenStore
 
 _LOG = logging.getLogger(__name__)
 
@@ -104,14 +105,26 @@ class Wiring:
     def campaigns(self) -> CampaignBook:
         return load_campaigns(self.campaigns_file, self.accounts())
 
-    def policy(self, platform: str) -> PlatformPolicy:
-        return self.connector.policy(platform)
+    def policy(self, account: AccountBase) -> PlatformPolicy:
+        return self.connector.policy(account)
 
-    def connect(self, account: AccountBase, *, log: Log | None = None) -> GuardedPlatform:
+    @property
+    def tokens(self) -> TokenStore:
+        """Stored tokens and reconnect marks (sealed with SOCIAL_SECRET_KEY when set)."""
+        return self.connector.tokens
+
+    def connect(
+        self, account: AccountBase, *, log: Log | None = None, verifying: bool = False
+    ) -> GuardedPlatform:
         """`account` behind its breaker, retries and shared limits; use it with `with`.
-        `log` gets what the door decides on the way (repeats, 429s): a run's own log."""
+        `log` gets what the door decides on the way (repeats, 429s): a run's own log.
+        A marked account (`reconnect_needed`) connects only when `verifying`."""
         return self.connector.connect(
-            account, variables=self.variables, timeout=self.http_timeout, log=log
+            account,
+            variables=self.variables,
+            timeout=self.http_timeout,
+            log=log,
+            verifying=verifying,
         )
 
     def deliverer(
@@ -126,7 +139,7 @@ class Wiring:
         """A deliverer for this account with its platform's posting quotas, settle time and
         the claim lease; open it with `with` so its heartbeat renews the claims. `prepare`
         makes what a claimed row creates (a reply's text; a publish's post and images)."""
-        policy = self.policy(account.platform)
+        policy = self.policy(account)
         quotas = [
             QuotaRule(limit, timedelta(seconds=seconds))
             for limit, seconds in ((policy.quota_per_hour, HOUR), (policy.quota_per_day, DAY))
@@ -158,12 +171,15 @@ def wire(
     default_timezone: str | None = None,
     max_lateness: timedelta = timedelta(hours=6),
     media_cache_dir: Path | None = None,
+    secret_key: str | None = None,
 ) -> Wiring:
     """Open the state store and the connector for these values (once per process each)."""
     store = StateStore.open(database_url)
     return Wiring(
         store=store,
-        connector=Connector.for_store(store, bucket_path=bucket_path, overrides=policies),
+        connector=Connector.for_store(
+            store, bucket_path=bucket_path, overrides=policies, secret_key=secret_key
+        ),
         accounts_file=accounts_file,
         campaigns_file=campaigns_file,
         variables=variables,
@@ -190,6 +206,7 @@ def wire_settings(settings: Settings) -> Wiring:
         default_timezone=settings.default_timezone,
         max_lateness=settings.publish_max_lateness,
         media_cache_dir=settings.media_cache_path,
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
     )
 
 

@@ -228,7 +228,7 @@ def publish_op(platform: str) -> OpDefinition:
         """Send each of the account's targets once, at its time, through the ledger."""
         wiring = platforms.wiring()  # built once: accounts, policy and client from it
         account = wiring.accounts().get(batch.account)
-        policy = wiring.policy(account.platform)
+        policy = wiring.policy(account)
         outbox = state_store.open().outbox
         results: list[PublishedTarget] = []
         with (

@@ -11,10 +11,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from social_pipelines.errors import ConfigError
+from social_pipelines.platforms.policy import PlatformPolicy
 
 NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"  # also a valid Dagster mapping key
 ENV_NAME_PATTERN = r"^[A-Z][A-Z0-9_]*$"
@@ -28,6 +38,26 @@ class AccountBase(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     platform: str
+    # `[accounts.NAME.policy]`: this account's own overrides of its platform's policy row
+    # (limits, quotas, breaker), over the settings' per-platform ones.
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(PlatformPolicy.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(sorted(PlatformPolicy.model_fields))}"
+            )
+        try:
+            PlatformPolicy.model_validate(value)
+        except ValidationError as error:
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            ) from None
+        return value
 
     def secret(
         self, env: str, variables: Mapping[str, str] | None = None, *, what: str

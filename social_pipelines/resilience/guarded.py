@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from social_pipelines.errors import ConfigError
+from social_pipelines.errors import AuthExpired, ConfigError
 from social_pipelines.log import Log
 from social_pipelines.models import (
     ContentRules,
@@ -43,6 +43,7 @@ from social_pipelines.platforms.capabilities import (
 from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.retry import retrying
+from social_pipelines.resilience.sessions import ReconnectNeeded, StoredSession
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Adapter)
@@ -62,8 +63,15 @@ class GuardedPlatform(ClosedOnExit):
         capabilities: frozenset[Capability],
         sleep: Callable[[float], None] | None = None,
         log: Log | None = None,
+        session: StoredSession | None = None,
+        on_auth_refused: Callable[[AuthExpired], None] | None = None,
     ) -> None:
-        """`log` gets every repeat (a run's own log, so its user sees them)."""
+        """`log` gets every repeat (a run's own log, so its user sees them); `session`
+        keeps the account's tokens (platforms whose tokens expire); `on_auth_refused` hears
+        of a token the platform refused after the session's one refresh and repeat (it
+        marks the account `reconnect_needed`)."""
+        self.session = session
+        self._on_auth_refused = on_auth_refused
         self._inner = inner
         self.account = account
         self.policy = policy
@@ -84,7 +92,14 @@ class GuardedPlatform(ClosedOnExit):
             log=self.log,
             sleep=self._sleep,
         )
-        return runner(lambda: self.breaker.call(func))
+        try:
+            return runner(lambda: self.breaker.call(func))
+        except ReconnectNeeded:
+            raise  # marked already, with the reason
+        except AuthExpired as error:
+            if self._on_auth_refused is not None:
+                self._on_auth_refused(error)
+            raise
 
     def _able(self, capability: Capability, protocol: type[A]) -> A:
         if capability not in self.capabilities or not isinstance(self._inner, protocol):

@@ -13,6 +13,7 @@ from social_pipelines.store.engine import create_engine
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
 from social_pipelines.store.outbox import Outbox
+from social_pipelines.store.tokens import TokenCipher, TokenStore
 
 
 class StateStore:
@@ -44,6 +45,11 @@ class StateStore:
             store = cls._opened.pop((os.getpid(), url), None)
         if store is not None:
             store.dispose()
+
+    def tokens(self, secret_key: str | None = None) -> TokenStore:
+        """Stored tokens and reconnect marks, sealed with `secret_key` (SOCIAL_SECRET_KEY;
+        None: stored plainly)."""
+        return TokenStore(self.engine, TokenCipher(secret_key))
 
     @property
     def backend(self) -> str:
