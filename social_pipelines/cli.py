@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from social_pipelines.accounts_cli import add_commands as add_account_commands
 from social_pipelines.delivery import NEW, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryState
@@ -266,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.set_defaults(handler=ledger)
 
     add_commands(commands)
+    add_account_commands(commands)
 
     args = parser.parse_args(argv)
     try:

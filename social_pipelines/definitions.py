@@ -8,13 +8,13 @@ from typing import Any
 from dagster import Definitions, EnvVar
 from pydantic import SecretStr
 
-from social_pipelines.jobs import publish_job, redeliver_job, reply_job
+from social_pipelines.jobs import publish_job, redeliver_job, reply_job, token_refresh_job
 from social_pipelines.resources import (
     PlatformsResource,
     ReplyWriterResource,
     StateStoreResource,
 )
-from social_pipelines.schedules import reply_schedule
+from social_pipelines.schedules import reply_schedule, token_refresh_schedule
 from social_pipelines.sensors import (
     deferred_deliveries_sensor,
     due_posts_sensor,
@@ -71,8 +71,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        jobs=[reply_job, publish_job, redeliver_job],
-        schedules=[reply_schedule],
+        jobs=[reply_job, publish_job, redeliver_job, token_refresh_job],
+        schedules=[reply_schedule, token_refresh_schedule],
         sensors=[deferred_deliveries_sensor, due_posts_sensor, release_failed_run_claims],
         resources=build_resources(settings),
     )

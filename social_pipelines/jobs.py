@@ -1,5 +1,5 @@
 """Jobs: the reply job, one run per two-hour window, fanned out per campaign; the publish
-job, fanned out per target account; the redelivery job."""
+job, fanned out per target account; the redelivery job; the token refresh job."""
 
 from dagster import in_process_executor, job
 
@@ -13,6 +13,7 @@ from social_pipelines.ops.reply import (
     summarize,
     write_replies,
 )
+from social_pipelines.ops.tokens import refresh_tokens
 from social_pipelines.partitions import reply_windows
 
 
@@ -49,3 +50,13 @@ def publish_job() -> None:
     planned = plan_publishes()
     for platform, publish in PUBLISH_OPS.items():
         getattr(planned, platform).map(publish)
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={"social/job": "token_refresh"},
+    description="Refresh every stored token that expires within the hour, and verify the "
+    "accounts marked reconnect_needed (an accepted one is cleared).",
+)
+def token_refresh_job() -> None:
+    refresh_tokens()

@@ -26,7 +26,7 @@ from social_pipelines.jobs import publish_job, redeliver_job
 from social_pipelines.ops.publish import DISPATCH_LEASE
 from social_pipelines.publishing.dispatch import due_runs
 from social_pipelines.resources import PlatformsResource, StateStoreResource
-from social_pipelines.runnable import runnable_campaigns
+from social_pipelines.runnable import held_accounts, runnable_campaigns
 from social_pipelines.wiring import Wiring
 
 
@@ -49,10 +49,12 @@ def deferred_deliveries_sensor(
             if upcoming
             else "nothing due"
         )
-    check = runnable_campaigns(platforms.wiring())
-    open_accounts = {campaign.account for campaign, _ in check.blocked}
-    if open_accounts and all(record.account in open_accounts for record in due):
-        return SkipReason(f"{len(due)} due, but {check.skip_reason()}")
+    wiring = platforms.wiring()
+    check = runnable_campaigns(wiring)
+    held = check.held_accounts | set(held_accounts(wiring))
+    if held and all(record.account in held for record in due):
+        reasons = check.skip_reason() or "; ".join(sorted(set(held_accounts(wiring).values())))
+        return SkipReason(f"{len(due)} due, but {reasons}")
     newest = max(record.updated_at for record in due)
     return RunRequest(run_key=f"redeliver-{len(due)}-{newest.isoformat()}")
 
@@ -108,9 +110,12 @@ def due_posts_sensor(
         lead=LEAD,
         max_lateness=wiring.max_lateness,
         lease=DISPATCH_LEASE,
+        held=held_accounts(wiring),
     )
     for missed in dispatch.missed:
         context.log.warning(missed)
+    for held in dispatch.held:
+        context.log.warning(held)
     if dispatch.capped:
         context.log.warning("more posts are due than one evaluation takes; the next tick goes on")
     requests = [

@@ -50,6 +50,7 @@ from social_pipelines.publishing.steps import (
     TargetItem,
 )
 from social_pipelines.resources import PlatformsResource, StateStoreResource
+from social_pipelines.runnable import held_accounts
 from social_pipelines.store.outbox import Outbox, OutboxStatus, PostRecord
 
 # For failures nothing else caught; platform outcomes are retried by `settle_or_retry`.
@@ -124,6 +125,7 @@ def plan_publishes(
     except ConfigError as error:
         raise Failure(description=str(error), allow_retries=False) from None
     plan = PublishPlan()
+    held = held_accounts(wiring)
     batches: dict[str, list[TargetItem]] = defaultdict(list)
     deliveries = outbox.deliveries(records)
     images = wiring.images()
@@ -169,6 +171,7 @@ def plan_publishes(
             "skipped": len(plan.skipped),
             # Every due post was not taken: the rest wait for the next run.
             "capped_at": RUN_LIMIT if capped else 0,
+            "held_accounts": MetadataValue.json(held),
         },
     )
     for name, items in sorted(batches.items()):
@@ -181,6 +184,13 @@ def plan_publishes(
             continue
         if account.platform not in PUBLISHING_PLATFORMS:
             context.log.error(f"account {name!r} is on {account.platform}, which cannot publish")
+            continue
+        if name in held:
+            # Nothing is planned for it: its targets stay due, and go once it is accepted.
+            context.log.warning(
+                f"{len(items)} target(s) of account {name!r} held: {held[name]}; they stay "
+                "scheduled"
+            )
             continue
         yield DynamicOutput(
             AccountBatch(

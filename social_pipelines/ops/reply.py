@@ -44,6 +44,7 @@ from social_pipelines.resources import (
     ReplyWriterResource,
     StateStoreResource,
 )
+from social_pipelines.runnable import held_accounts
 
 # For failures nothing else caught (a bug, a lost database connection). Known platform
 # outcomes are retried per platform by `settle_or_retry`.
@@ -99,6 +100,11 @@ def plan_campaigns(
     refused = book.problems
     for problem in refused:
         context.log.warning(f"skipped campaign: {problem}")
+    held = held_accounts(platforms.wiring())
+    for campaign in [c for c in campaigns if c.account in held]:
+        # Answered later: the next window looks back max_age_hours once it is accepted.
+        context.log.warning(f"skipped campaign {campaign.name}: {held[campaign.account]}")
+    campaigns = [c for c in campaigns if c.account not in held]
     start, end = _window(context)
     if refused and not campaigns:
         raise Failure(
@@ -112,6 +118,8 @@ def plan_campaigns(
         + (f"; {len(refused)} refused and skipped" if refused else "")
     )
     metadata = _refusal_metadata(refused) if refused else {}
+    if held:
+        metadata["held_accounts"] = MetadataValue.json(held)
     for campaign in campaigns:
         overrides: dict[str, object] = {}
         if config.query:

@@ -17,11 +17,13 @@ token is refused before anything is processed, so repeating a create is safe).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -193,3 +195,38 @@ class SessionAuth(httpx.Auth):
             tokens = self.session.renew(tokens)
             request.headers["Authorization"] = f"Bearer {tokens.access_token}"
             yield request
+
+
+@runtime_checkable
+class AuthorizationFlow(Protocol):
+    """An authenticator whose tokens come from a person's consent in a browser (OAuth 2.0
+    authorization code with PKCE: X): what `accounts connect` drives."""
+
+    def authorize_url(
+        self,
+        account: Any,
+        *,
+        variables: Mapping[str, str],
+        redirect_uri: str,
+        state: str,
+        code_challenge: str,
+    ) -> str: ...
+
+    def exchange_code(
+        self,
+        account: Any,
+        *,
+        code: str,
+        code_verifier: str,
+        redirect_uri: str,
+        variables: Mapping[str, str],
+        http: httpx.Client,
+    ) -> TokenSet: ...
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636): 43 url-safe characters of
+    randomness, and the unpadded base64url SHA-256 of them."""
+    verifier = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

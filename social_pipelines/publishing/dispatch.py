@@ -9,6 +9,7 @@ are grouped by the posts' target accounts, up to `POSTS_PER_RUN` posts each.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,8 +32,13 @@ class Dispatch:
     missed: list[str] = field(default_factory=list)
     next_check: datetime | None = None
     capped: bool = False
+    # Posts not launched because every target account they still go to is held (marked
+    # reconnect_needed), each with why; they stay due.
+    held: list[str] = field(default_factory=list)
 
     def skip_reason(self) -> str:
+        if self.held:
+            return f"{len(self.held)} due post(s) held: " + "; ".join(self.held[:5])
         if self.next_check is None:
             return "no post is scheduled"
         return f"nothing due; next post at {self.next_check:%Y-%m-%d %H:%M:%S} UTC"
@@ -65,10 +71,15 @@ def due_runs(
     lease: timedelta,
     posts_per_run: int = POSTS_PER_RUN,
     limit: int = PER_EVALUATION,
+    held: Mapping[str, str] | None = None,
 ) -> Dispatch:
     """Take the posts due within `lead`: mark the ones found too late missed (never sent,
     reported), group the rest into runs, and leave them alone for `lease` (a run that
-    finishes marks them done; one that fails leaves them to come back after it)."""
+    finishes marks them done; one that fails leaves them to come back after it).
+
+    `held` names accounts nothing may post as now (marked reconnect_needed), with why: a
+    post all of whose open targets are held is not launched and says so; it is looked at
+    again after `lease` (and missed, like any post, once it is too late)."""
     now = outbox.clock()
     due = outbox.due(until=now + lead, limit=limit)
     dispatch = Dispatch(capped=len(due) == limit)
@@ -86,6 +97,14 @@ def due_runs(
         if reason is not None:
             if outbox.set_status(record.post_id, OutboxStatus.MISSED, reason=reason):
                 dispatch.missed.append(f"post {record.post_id!r}: {reason}")
+            continue
+        waiting = [t for t in record.post.targets if t not in record.refused]
+        if held and waiting and all(t in held for t in waiting):
+            dispatch.held.append(
+                f"post {record.post_id!r}: "
+                + "; ".join(f"{t}: {held[t]}" for t in sorted(set(waiting)))
+            )
+            outbox.check_again_at([record.post_id], now + lease)
             continue
         launch.append(record.post_id)
         by_targets.setdefault(tuple(sorted(record.post.targets)), []).append(record.post_id)

@@ -162,7 +162,7 @@ def test_failed_run_releases_its_claims_for_reconciliation(
     assert retry.result == "reconcile"  # looked up on the platform before any resend
 
 
-def test_the_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> None:
+def test_the_sensors_run_by_default_and_the_reply_schedule_waits_for_a_person() -> None:
     """The healing sensors, and the due-posts sensor (a post in the outbox is already an
     instruction to publish it at its time); the reply schedule starts work nobody asked for
     post by post, so it waits for a person."""
@@ -178,6 +178,11 @@ def test_the_sensors_run_by_default_and_the_schedule_waits_for_a_person() -> Non
     }
     for name, sensor in sensors.items():
         assert sensor.default_status == DefaultSensorStatus.RUNNING, name
-    [schedule] = defs.schedules
-    assert schedule.name == "reply_schedule"
-    assert schedule.default_status == DefaultScheduleStatus.STOPPED
+    schedules = {schedule.name: schedule for schedule in defs.schedules}
+    assert set(schedules) == {"reply_schedule", "token_refresh_schedule"}
+    assert schedules["reply_schedule"].default_status == DefaultScheduleStatus.STOPPED
+    # Keeping tokens alive posts nothing, and a token left to expire stops every account
+    # that holds one: it runs by default (and skips while no account holds tokens).
+    refresh = schedules["token_refresh_schedule"]
+    assert refresh.default_status == DefaultScheduleStatus.RUNNING
+    assert refresh.cron_schedule == "*/15 * * * *"
