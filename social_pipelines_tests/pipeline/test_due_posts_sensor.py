@@ -165,3 +165,40 @@ def test_no_calendar_crashes_the_sensor_and_no_valid_post_is_lost(
     report = wire_settings(settings).sync_calendar()
     assert report is not None
     assert all("junk.yaml" in problem for problem in report.problems)
+
+
+def test_posts_for_an_account_needing_reconnection_are_held_with_the_reason(
+    instance: DagsterInstance, make_settings: MakeSettings
+) -> None:
+    """A marked account's posts are not launched: the sensor says which and why, and a post
+    that also goes elsewhere still goes there (the plan holds the marked account's part)."""
+    from social_pipelines.models import Post
+
+    settings = make_settings()
+    wiring = wire_settings(settings)
+    now = datetime.now(UTC)
+    wiring.store.outbox.save(
+        Post(id="news-only", text="For the news account", targets=("brand_news",), at=now),
+        origin=Origin.CLI,
+    )
+    wiring.tokens.mark_reconnect("mastodon", "brand_news", "access token refused (HTTP 401)")
+    held = _tick(instance, settings)
+    assert isinstance(held, SensorResult) and not held.run_requests
+    assert "held" in str(held.skip_reason) and "news-only" in str(held.skip_reason)
+    assert "reconnect needed: access token refused" in str(held.skip_reason)
+    wiring.store.outbox.save(
+        Post(id="both", text="For both accounts", targets=("brand", "brand_news"), at=now),
+        origin=Origin.CLI,
+    )
+    result = _tick(instance, settings)
+    assert isinstance(result, SensorResult)
+    (request,) = result.run_requests or []
+    assert request.run_config["ops"]["plan_publishes"]["config"]["post_ids"] == ["both"]
+    result = run_publish_job(instance, settings, post_ids=["both"])
+    assert result.success
+    outbox = wiring.store.outbox
+    record = outbox.get("both")
+    assert record is not None
+    both = post_view(record, outbox.deliveries([record])["both"], outbox.clock())
+    assert both.target("brand").state == "published"
+    assert both.target("brand_news").state == "due"  # held, not lost: it goes once accepted
