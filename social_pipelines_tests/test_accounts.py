@@ -203,3 +203,31 @@ def test_a_misplaced_token_reference_is_not_echoed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_accounts(path, VARIABLES)
     assert "tok-brand-secret" not in str(caught.value)
+
+
+def test_an_account_may_override_its_platforms_policy(tmp_path: Path) -> None:
+    from social_pipelines.resilience.connector import account_policy
+
+    path = _write(tmp_path, ACCOUNT + "\n[accounts.brand.policy]\nquota_per_hour = 20\n")
+    account = load_accounts(path, VARIABLES).get("brand")
+    assert account.policy == {"quota_per_hour": 20}
+    # Over the settings' per-platform overrides, which stay for what it does not change.
+    policy = account_policy(account, {"mastodon": {"quota_per_hour": 50, "op_retries": 1}})
+    assert (policy.quota_per_hour, policy.op_retries) == (20, 1)
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ("quota_per_hour = 20\nquota_per_week = 1\n", "quota_per_week"),
+        ("quota_per_hour = -1\n", "quota_per_hour"),
+    ],
+)
+def test_a_bad_policy_override_names_the_account_and_field(
+    tmp_path: Path, table: str, named: str
+) -> None:
+    path = _write(tmp_path, ACCOUNT + "\n[accounts.brand.policy]\n" + table)
+    with pytest.raises(ConfigError) as raised:
+        load_accounts(path, VARIABLES)
+    message = str(raised.value)
+    assert "[accounts.brand]" in message and "policy" in message and named in message
