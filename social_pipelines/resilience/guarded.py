@@ -154,3 +154,5 @@ class GuardedPlatform(ClosedOnExit):
 
     def close(self) -> None:
         self._inner.close()
+        if self.session is not None:
+            self.session.http.close()
