@@ -193,6 +193,9 @@ POLICY = PlatformPolicy(
         # GET /2/users/me: 75/15 min in the current table (the legacy tiers had 25 or 250
         # a day); the adapter asks once per connection, so the lower figure costs nothing.
         "users_me": rates((75, 15 * MINUTE)),
+        # The token endpoint documents no limit; refreshes are rare and serialised, so a
+        # ceiling of our own that a runaway loop would hit long before X minds.
+        "oauth_token": rates((30, 15 * MINUTE)),
     },
     endpoints={
         "write": ["tweets"],
@@ -202,8 +205,7 @@ POLICY = PlatformPolicy(
         "media": ["media_upload"],
         "media_metadata": ["media_metadata"],
         "me": ["users_me"],
-        # The token endpoint has no documented limit; refreshes are rare and serialised.
-        "auth": [],
+        "auth": ["oauth_token"],
     },
     quota_per_hour=300,
     quota_per_day=2400,
