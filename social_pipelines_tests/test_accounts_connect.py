@@ -6,6 +6,7 @@ shapes (platforms.md §1.1); the browser is played by a plain HTTP GET of the re
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import urllib.error
 import urllib.request
@@ -59,10 +60,9 @@ def _browser(answer: Callable[[dict[str, str]], dict[str, str]]) -> Callable[[st
     def open_url(url: str) -> None:
         query = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
         redirect = f"{query['redirect_uri']}?{urlencode(answer(query))}"
-        try:
+        # A refusal page answers 400: the flow decides what it means.
+        with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(redirect, timeout=5).read()
-        except urllib.error.HTTPError:
-            pass  # a refusal page (400): the flow decides
 
     return open_url
 
