@@ -139,3 +139,31 @@ def test_a_hashtag_default_source_checks_the_query_too(
     assert book.campaigns["tag"].source == Source.HASHTAG
     [problem] = book.problems
     assert problem.name == "phrase" and problem.fields == ("query",)
+
+
+def test_an_x_campaign_reads_the_accounts_mentions_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    """Self-serve X apps may answer only posts that mention the account (platforms.md
+    §1.2): a search campaign there would see every reply refused."""
+    from social_pipelines.accounts import load_accounts
+
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(
+        '[accounts.brand_x]\nplatform = "x"\nclient_id_env = "X_ID"\n', encoding="utf-8"
+    )
+    book = load_accounts(accounts_file, {"X_ID": "id"})
+    campaigns_file = tmp_path / "campaigns.toml"
+    campaigns_file.write_text(
+        '[[campaigns]]\nname = "x_help"\naccount = "brand_x"\nquery = "dagster"\n\n'
+        '[[campaigns]]\nname = "x_search"\naccount = "brand_x"\nquery = "dagster"\n'
+        'source = "search"\n\n'
+        '[[campaigns]]\nname = "x_tag"\naccount = "brand_x"\nquery = "dagster"\n'
+        'source = "hashtag"\n',
+        encoding="utf-8",
+    )
+    loaded = load_campaigns(campaigns_file, book)
+    assert loaded.campaigns["x_help"].source == Source.MENTIONS
+    assert loaded.campaigns["x_search"].source == Source.SEARCH
+    [refused] = loaded.problems
+    assert refused.name == "x_tag" and "hashtag" in refused.message
