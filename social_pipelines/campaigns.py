@@ -1,8 +1,9 @@
-"""Reply campaigns, from a validated TOML file: which account answers which search.
+"""Reply campaigns, from a validated TOML file: which account answers which posts.
 
-Accounts live in their own file (`accounts.py`); a campaign names one. A bad campaign is
-reported with its file, index and field, and skipped; the others still run. A file that
-cannot be read stops the load.
+Accounts live in their own file (`accounts.py`); a campaign names one, and where its posts
+come from (`source`: a search, a hashtag's timeline, the account's mentions; by default
+the first its platform declares). A bad campaign is reported with its file, index and
+field, and skipped; the others still run. A file that cannot be read stops the load.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from social_pipelines.accounts import AccountBook
 from social_pipelines.errors import ConfigError
 from social_pipelines.platforms.account import NAME_PATTERN
-from social_pipelines.platforms.capabilities import Capability
+from social_pipelines.platforms.capabilities import Capability, Source
+from social_pipelines.platforms.catalog import spec_for
+from social_pipelines.platforms.text import hashtag_name
 from social_pipelines.tomlfile import explain, fields, read_toml, refuse_unknown_keys
 
 TEMPLATE_FIELDS = frozenset({"author", "query", "campaign"})
@@ -26,12 +36,19 @@ NEEDS = (Capability.SEARCH, Capability.REPLY)
 
 
 class Campaign(BaseModel):
-    """One account answering one search query."""
+    """One account answering the posts one source finds for one query."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN)
     account: str
+    # Before `query`, whose check depends on it. None in the file: the platform's default,
+    # filled in by `load_campaigns`, so a loaded campaign always names its source.
+    source: Source | None = Field(
+        default=None,
+        description="where posts are found: search, hashtag (the query is the tag) or "
+        "mentions (the query filters them; * keeps all); default: the platform's first",
+    )
     query: str = Field(min_length=1, max_length=512)
     max_replies: int = Field(default=5, ge=0, le=100)
     search_limit: int = Field(default=40, ge=1, le=200)
@@ -44,6 +61,19 @@ class Campaign(BaseModel):
         min_length=1,
     )
     enabled: bool = True
+
+    @field_validator("query")
+    @classmethod
+    def _one_hashtag(cls, value: str, info: ValidationInfo) -> str:
+        """A hashtag source reads one tag's timeline: a query that is not one tag would be
+        read as some other tag, or refused by the platform, at every run."""
+        if info.data.get("source") == Source.HASHTAG and hashtag_name(value) is None:
+            raise ValueError(
+                'with source = "hashtag" the query is one hashtag, with or without its # '
+                '(like "dagster" or "#DataEngineering"): letters, digits and underscores, '
+                "at least one letter"
+            )
+        return value
 
     @field_validator("template")
     @classmethod
@@ -170,5 +200,30 @@ def load_campaigns(path: Path, accounts: AccountBook) -> CampaignBook:
         elif campaign.name in campaigns:
             problems.append(refuse(f"duplicate campaign name {campaign.name!r}", fields=("name",)))
         else:
+            platform = accounts.accounts[campaign.account].platform
+            allowed = spec_for(platform).sources
+            source = source_of(campaign, platform)
+            if source not in allowed:
+                problems.append(
+                    refuse(
+                        f"source '{source}': account {campaign.account!r} is on {platform}, "
+                        f"which finds posts to answer by {', '.join(allowed)} only",
+                        fields=("source",),
+                    )
+                )
+                continue
+            try:
+                # Validated again with the source filled in: its checks (the hashtag
+                # query) hold for a default source as for one written in the file.
+                campaign = Campaign.model_validate({**campaign.model_dump(), "source": source})
+            except ValidationError as error:
+                problems.append(refuse(explain(error), fields=fields(error)))
+                continue
             campaigns[campaign.name] = campaign
     return CampaignBook(path=path, accounts=accounts, campaigns=campaigns, problems=problems)
+
+
+def source_of(campaign: Campaign, platform: str) -> Source:
+    """Where `campaign` finds posts: its own source, else `platform`'s default (the first
+    it declares). A loaded campaign always has its own; this keeps that one rule."""
+    return campaign.source or spec_for(platform).sources[0]

@@ -23,12 +23,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from social_pipelines.campaigns import CampaignBook, CampaignProblem
+from social_pipelines.campaigns import CampaignBook, CampaignProblem, source_of
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
+from social_pipelines.platforms.capabilities import Source
+from social_pipelines.platforms.mastodon import NAME as MASTODON
 from social_pipelines.replies.selection import choose_posts, oldest_answerable
 from social_pipelines.replies.steps import (
     CampaignPlan,
@@ -164,20 +166,29 @@ def _refusal_metadata(refused: list[CampaignProblem]) -> dict[str, MetadataValue
 def search_posts(
     context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
 ) -> Found:
-    """Page back to the oldest post the campaign may answer; say so when a limit stopped
-    the search first, or when it found nothing."""
+    """Read the campaign's source back to the oldest post it may answer, up to the end of
+    the window (later posts are the next window's, and must not use up `search_limit`);
+    say so when a limit stopped the search first, or when it found nothing."""
     campaign = plan.campaign
     account = platforms.account(campaign.account)
+    source = source_of(campaign, account.platform)
     since = oldest_answerable(campaign, window_end=plan.window_end, now=datetime.now(UTC))
     with (
         platform_errors(context, platforms.policy(account)),
         platforms.connect(account, log=context.log) as platform,
     ):
         identity = platform.whoami()
-        result = platform.search(campaign.query, limit=campaign.search_limit, since=since)
+        result = platform.search(
+            campaign.query,
+            limit=campaign.search_limit,
+            since=since,
+            until=plan.window_end,
+            source=source,
+        )
+    what = _searched(source, campaign.query)
     if not result.complete:
         context.log.warning(
-            f"{campaign.name}: search for {campaign.query!r} stopped at {result.stopped_by} "
+            f"{campaign.name}: {what} stopped at {result.stopped_by} "
             f"before reaching {since:%Y-%m-%d %H:%M} UTC: {result.not_examined} match(es) "
             "already fetched were not examined"
             + (", and the platform has more" if result.more_beyond else "")
@@ -185,16 +196,24 @@ def search_posts(
         )
     elif not result.posts:
         context.log.warning(
-            f"{campaign.name}: search for {campaign.query!r} found no posts of other accounts "
-            f"since {since:%Y-%m-%d %H:%M} UTC ({result.own_skipped} of our own); on Mastodon, "
-            "full-text search covers only posts whose authors opted in (hashtags are "
-            "dependable)"
+            f"{campaign.name}: {what} found no posts of other accounts "
+            f"from {since:%Y-%m-%d %H:%M} to {plan.window_end:%Y-%m-%d %H:%M} UTC "
+            f"({result.own_skipped} of our own)"
+            + (
+                "; on Mastodon, full-text search needs the server's Elasticsearch and "
+                "covers only posts whose authors opted in: a hashtag timeline "
+                '(source = "hashtag") or the mentions (source = "mentions") are dependable'
+                if source == Source.SEARCH and account.platform == MASTODON
+                else ""
+            )
         )
     context.add_output_metadata(
         {
+            "source": str(source),
             "query": campaign.query,
             "found": len(result.posts),
             "searched_back_to": f"{since:%Y-%m-%d %H:%M:%S} UTC",
+            "searched_up_to": f"{plan.window_end:%Y-%m-%d %H:%M:%S} UTC",
             "pages": result.pages,
             "own_posts_skipped": result.own_skipped,
             "search_complete": result.complete,
@@ -204,6 +223,15 @@ def search_posts(
         }
     )
     return Found(plan=plan, identity=identity, posts=result.posts, search=result)
+
+
+def _searched(source: Source, query: str) -> str:
+    """What was read, for a warning: the search, the tag timeline or the mentions."""
+    if source == Source.HASHTAG:
+        return f"the #{query.strip().removeprefix('#')} timeline"
+    if source == Source.MENTIONS:
+        return f"mentions matching {query!r}"
+    return f"search for {query!r}"
 
 
 @op

@@ -265,14 +265,17 @@ def build_client(
     timeout: float,
     headers: Mapping[str, str] | None = None,
     transport: httpx.BaseTransport | None = None,
+    auth: httpx.Auth | None = None,
 ) -> httpx.Client:
     """The only way an adapter gets an HTTP client: every request through `door`.
 
     `transport` replaces the network (the sandbox's in-process app, a test's mock); the
-    door wraps it all the same.
+    door wraps it all the same. `auth` signs every request (`auth.SessionAuth` for tokens
+    that expire); a request it repeats passes the door again, like any other.
     """
     return httpx.Client(
         base_url=base_url,
+        auth=auth,
         headers={"User-Agent": "social-pipelines", **(headers or {})},
         timeout=httpx.Timeout(timeout),
         transport=DoorTransport(door, platform=platform, inner=transport or httpx.HTTPTransport()),

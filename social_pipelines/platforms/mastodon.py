@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -50,13 +52,19 @@ from social_pipelines.platforms.capabilities import (
 from social_pipelines.platforms.content import static_rules, text_length
 from social_pipelines.platforms.http import Door, build_client, route, status_error
 from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
-from social_pipelines.platforms.text import html_to_text
+from social_pipelines.platforms.text import hashtag_name, html_to_text, matches_query
 
 NAME = "mastodon"
 SEARCH_PAGE_LIMIT = 40  # Mastodon's maximum for /api/v2/search and account statuses
+TIMELINE_PAGE_LIMIT = 40  # and for a hashtag timeline
+# Notifications: at most 80 a page since 4.1 (30 before; a server clamps what it allows,
+# and the end of the list is an empty page, so a smaller page never ends a read early).
+NOTIFICATIONS_PAGE_LIMIT = 80
 # A search stops after this many pages whatever it found (own posts can fill pages): the
-# result says so, so the run can warn; 25 pages are 1,000 statuses.
+# result says so, so the run can warn; 25 pages are 1,000 statuses (2,000 mentions).
 MAX_SEARCH_PAGES = 25
+# A mention is answered in public: one in a followers-only or direct post never is.
+ANSWERABLE_VISIBILITY = frozenset({"public", "unlisted"})
 # Reconciliation looks through at most this many of the account's own posts.
 RECONCILE_LIMIT = 5000
 # An upload still processing (202, `url: null`) is polled at `GET /api/v1/media/:id` until it
@@ -96,6 +104,23 @@ POLICY = PlatformPolicy(
 )
 
 
+@dataclass(frozen=True)
+class _Page:
+    """One page read from a reply source: the posts on it that the source offers (a
+    mention's status, a hashtag's status, a search hit), when each of its items arrived
+    (all of them, offered or not: a page counts as past `since` only when every item is
+    older), whether the source ends here, and the cursor of the next page."""
+
+    posts: list[SocialPost]
+    arrived: list[datetime]
+    last: bool
+    cursor: str | None = None
+
+
+# Reads page `index` (from 0) of a source, at `cursor` (None: the newest).
+PageReader = Callable[[int, str | None], _Page]
+
+
 class MastodonPlatform(ClosedOnExit):
     """One account on one Mastodon instance."""
 
@@ -112,11 +137,14 @@ class MastodonPlatform(ClosedOnExit):
         media_wait: float = MEDIA_WAIT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_pages: int = MAX_SEARCH_PAGES,
     ) -> None:
         """`media_wait` bounds the wait for an upload to finish processing; `sleep` and
-        `clock` are what that wait uses (tests pass their own)."""
+        `clock` are what that wait uses (tests pass their own). `max_pages` bounds one
+        search of any source (tests lower it to reach the cap with few posts)."""
         self.base_url = base_url.rstrip("/")
         self.media_wait = media_wait
+        self.max_pages = max_pages
         self._sleep = sleep
         self._clock = clock
         self._client = build_client(
@@ -244,41 +272,53 @@ class MastodonPlatform(ClosedOnExit):
         until: datetime | None = None,
         source: Source = Source.SEARCH,
     ) -> SearchResult:
-        """Page through `/api/v2/search` with `offset` until `since`, `limit` or the end.
+        """Other accounts' posts from `source`, newest first, written in [`since`, `until`).
 
-        Offset paging never misses a post that arrives meanwhile (new posts push the rest
-        down: at worst a hit is seen twice, and callers dedupe by id). A page counts as
-        past `since` only when all of it is older, so an order that is not strictly by date
-        does not end the search early.
+        SEARCH is `/api/v2/search` for `query`; HASHTAG the tag timeline of `query` (one
+        tag, `#` optional); MENTIONS the account's mention notifications, whose statuses
+        `query` filters (`matches_query`; followers-only and direct mentions are left out:
+        the answer would be public). Posts at or after `until` belong to a later window:
+        skipped, never counted against `limit`; so are the account's own posts (counted in
+        `own_skipped`).
         """
-        if source not in SPEC.sources:
-            raise ConfigError(f"{NAME} cannot read reply source {source!r}")
+        if source == Source.SEARCH:
+            reader = self._search_pages(query)
+        elif source == Source.HASHTAG:
+            tag = hashtag_name(query)
+            if tag is None:
+                raise ConfigError(
+                    f"{NAME}: reply source 'hashtag' reads one hashtag; {query!r} is not one"
+                )
+            reader = self._tag_pages(tag)
+        elif source == Source.MENTIONS:
+            reader = self._mention_pages(query)
+        else:
+            raise ConfigError(f"{NAME} cannot read reply source '{source}'")
+        return self._gather(reader, limit=limit, since=since, until=until)
+
+    def _gather(
+        self, read: PageReader, *, limit: int, since: datetime, until: datetime | None
+    ) -> SearchResult:
+        """Page back through a source until `since`, `limit`, its end or `max_pages`, and
+        say which stopped it (the same accounting for every source)."""
         own_id = self.whoami().account_id
         posts: list[SocialPost] = []
         own = pages = 0
+        cursor: str | None = None
         while True:
-            page = [
-                self._post(status)
-                for status in self._request(
-                    "GET",
-                    "/api/v2/search",
-                    endpoint="search",
-                    params={
-                        "q": query,
-                        "type": "statuses",
-                        "limit": SEARCH_PAGE_LIMIT,
-                        "offset": pages * SEARCH_PAGE_LIMIT,
-                    },
-                )["statuses"]
-            ]
+            page = read(pages, cursor)
             pages += 1
-            recent = [post for post in page if post.created_at >= since]
-            mine = [post for post in recent if post.author_id == own_id]
+            in_window = [
+                post
+                for post in page.posts
+                if post.created_at >= since and (until is None or post.created_at < until)
+            ]
+            mine = [post for post in in_window if post.author_id == own_id]
             own += len(mine)
-            others = [post for post in recent if post.author_id != own_id]
+            others = [post for post in in_window if post.author_id != own_id]
             room = limit - len(posts)
             posts.extend(others[:room])
-            at_end = len(page) < SEARCH_PAGE_LIMIT or len(recent) == 0
+            at_end = page.last or all(arrived < since for arrived in page.arrived)
             if len(others) > room or (len(others) == room and not at_end):
                 return SearchResult(
                     posts=posts,
@@ -291,15 +331,99 @@ class MastodonPlatform(ClosedOnExit):
                 )
             if at_end:
                 return SearchResult(posts=posts, pages=pages, own_skipped=own)
-            if pages >= MAX_SEARCH_PAGES:
+            if pages >= self.max_pages:
                 return SearchResult(
                     posts=posts,
                     pages=pages,
                     own_skipped=own,
                     complete=False,
-                    stopped_by=f"{MAX_SEARCH_PAGES} pages",
+                    stopped_by=f"{self.max_pages} pages",
                     more_beyond=True,
                 )
+            cursor = page.cursor
+
+    def _search_pages(self, query: str) -> PageReader:
+        """`/api/v2/search` paged by `offset`: a post arriving meanwhile pushes the rest
+        down, so at worst a hit is seen twice (callers dedupe by id), never missed. Its end
+        is a short page: search has no `Link` header."""
+
+        def read(index: int, cursor: str | None) -> _Page:
+            statuses = self._request(
+                "GET",
+                "/api/v2/search",
+                endpoint="search",
+                params={
+                    "q": query,
+                    "type": "statuses",
+                    "limit": SEARCH_PAGE_LIMIT,
+                    "offset": index * SEARCH_PAGE_LIMIT,
+                },
+            )["statuses"]
+            posts = [self._post(status) for status in statuses]
+            return _Page(
+                posts=posts,
+                arrived=[post.created_at for post in posts],
+                last=len(statuses) < SEARCH_PAGE_LIMIT,
+            )
+
+        return read
+
+    def _tag_pages(self, tag: str) -> PageReader:
+        """`/api/v1/timelines/tag/:hashtag` paged by `max_id`. Its end is an empty page:
+        Mastodon links a next page whenever one has anything, and a page may come back
+        short before the end (statuses filtered out after paging)."""
+        path = f"/api/v1/timelines/tag/{quote(tag, safe='')}"
+
+        def read(index: int, cursor: str | None) -> _Page:
+            params: dict[str, Any] = {"limit": TIMELINE_PAGE_LIMIT}
+            if cursor:
+                params["max_id"] = cursor
+            statuses = self._request("GET", path, endpoint="read", params=params)
+            posts = [self._post(status) for status in statuses]
+            return _Page(
+                posts=posts,
+                arrived=[post.created_at for post in posts],
+                last=not statuses,
+                cursor=str(statuses[-1]["id"]) if statuses else None,
+            )
+
+        return read
+
+    def _mention_pages(self, query: str) -> PageReader:
+        """`/api/v1/notifications?types[]=mention` paged by `max_id`, the notification's
+        id (never its status's). A page is past `since` when every notification on it
+        arrived before: a mention never arrives before its status was written. Other types
+        are dropped here too, for a server older than 3.5 that ignores `types[]`."""
+
+        def read(index: int, cursor: str | None) -> _Page:
+            params: dict[str, Any] = {"types[]": "mention", "limit": NOTIFICATIONS_PAGE_LIMIT}
+            if cursor:
+                params["max_id"] = cursor
+            items = self._request("GET", "/api/v1/notifications", endpoint="read", params=params)
+            posts: list[SocialPost] = []
+            arrived: list[datetime] = []
+            for item in items:
+                status = item.get("status") if item.get("type") == "mention" else None
+                post = self._post(status) if isinstance(status, dict) else None
+                arrived.append(
+                    _timestamp(item.get("created_at"))
+                    or (post.created_at if post else datetime.min.replace(tzinfo=UTC))
+                )
+                if (
+                    post is not None
+                    and isinstance(status, dict)
+                    and status.get("visibility", "public") in ANSWERABLE_VISIBILITY
+                    and matches_query(post.text, query)
+                ):
+                    posts.append(post)
+            return _Page(
+                posts=posts,
+                arrived=arrived,
+                last=not items,
+                cursor=str(items[-1]["id"]) if items else None,
+            )
+
+        return read
 
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published:
         body: dict[str, Any] = {"status": post.text}
@@ -470,6 +594,8 @@ SPEC = PlatformSpec(
     connect=connect,
     policy=POLICY,
     capabilities=frozenset(Capability),
+    # Search first (the default): what campaigns written before sources existed meant.
+    sources=(Source.SEARCH, Source.HASHTAG, Source.MENTIONS),
 )
 
 

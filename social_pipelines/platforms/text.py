@@ -77,3 +77,17 @@ def matches_query(text: str, query: str) -> bool:
         return True
     haystack = text.casefold()
     return all(word.casefold() in haystack for word in query.split())
+
+
+# A hashtag as Mastodon links one: word characters with at least one letter (`#2024` is
+# not a tag, `#web3` is). Mastodon also allows a middle dot and ZWNJ inside; not here.
+HASHTAG_NAME = re.compile(r"\w*[^\W\d_]\w*")
+
+
+def hashtag_name(query: str) -> str | None:
+    """The tag a hashtag source reads, when `query` is exactly one hashtag, with or
+    without its `#` (`#DataEngineering`, `dagster`); None for anything else (two words, a
+    phrase, punctuation, only digits), which would be a search, not a tag. The case is
+    kept: tags are matched case-insensitively by the platform."""
+    name = query.strip().removeprefix("#")
+    return name if HASHTAG_NAME.fullmatch(name) else None

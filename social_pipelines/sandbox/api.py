@@ -8,6 +8,7 @@ on status codes and sometimes on messages.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -29,14 +30,26 @@ REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist.
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 40
+# Notifications page larger since Mastodon 4.1 (before: 15, at most 30).
+NOTIFICATIONS_DEFAULT_LIMIT = 40
+NOTIFICATIONS_MAX_LIMIT = 80
 LOCAL_STATUS_URL_RE = re.compile(r"/@([A-Za-z0-9_]+)/(\d+)/?$")
 
 
-def _limit(params: Params) -> int:
+def _limit(params: Params, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     raw = params.get("limit")
     if raw is None or not raw.strip().lstrip("-").isdigit() or len(raw) > 9:
-        return DEFAULT_LIMIT
-    return max(1, min(MAX_LIMIT, abs(int(raw))))
+        return default
+    return max(1, min(maximum, abs(int(raw))))
+
+
+def _page(params: Params, limit: int) -> Page:
+    return Page(
+        limit=limit,
+        max_id=parse_id(params.get("max_id")),
+        since_id=parse_id(params.get("since_id")),
+        min_id=parse_id(params.get("min_id")),
+    )
 
 
 class MastodonApi:
@@ -99,10 +112,47 @@ class MastodonApi:
         records = [record for record in records if self._visible(record, ctx)]
         body = self.sandbox.entities.status_list(records, ctx.base_url, ctx.viewer_id)
         response = JSONResponse(body)
-        link = _link_header(request, ctx.base_url, records, limit)
+        # Mastodon links the next page of an account's statuses only when this one is full.
+        ids = [record.id for record in records]
+        link = _link_header(request, ctx.base_url, ids, more=len(records) == limit)
         if link:
             response.headers["Link"] = link
         return response
+
+    # Timelines and notifications
+
+    async def tag_timeline(self, request: Request, ctx: ApiContext) -> Response:
+        """Public statuses carrying the tag, newest first. An unknown tag is an empty
+        list (Mastodon finds no Tag and answers `[]`), never a 404."""
+        params = await read_params(request)
+        name = request.path_params["hashtag"].lstrip("#").lower()
+        limit = _limit(params)
+        records = self.sandbox.statuses.tagged(
+            name,
+            _page(params, limit),
+            only_media=bool(params.flag("only_media")),
+            remote=bool(params.flag("remote")),
+        )
+        body = self.sandbox.entities.status_list(records, ctx.base_url, ctx.viewer_id)
+        return _paged(request, ctx, body, [record.id for record in records])
+
+    async def notifications(self, request: Request, ctx: ApiContext) -> Response:
+        """The token's account's notifications, newest first, filtered by `types[]` and
+        `exclude_types[]` (lists only: Rails drops a scalar `types=`) and `account_id`."""
+        assert ctx.account is not None
+        params = await read_params(request)
+        limit = _limit(params, NOTIFICATIONS_DEFAULT_LIMIT, NOTIFICATIONS_MAX_LIMIT)
+        sender = params.get("account_id")
+        records = self.sandbox.notifications.of_account(
+            ctx.account.id,
+            _page(params, limit),
+            types=params.lists.get("types"),
+            exclude_types=params.lists.get("exclude_types"),
+            # An id that is no account matches nothing, as in Mastodon's query.
+            from_account_id=None if not sender else (parse_id(sender) or -1),
+        )
+        body = self.sandbox.entities.notification_list(records, ctx.base_url, ctx.viewer_id)
+        return _paged(request, ctx, body, [record.id for record in records])
 
     # Statuses
 
@@ -318,9 +368,20 @@ class MastodonApi:
         return JSONResponse(self.sandbox.entities.instance_v1(ctx.base_url))
 
 
-def _link_header(request: Request, base: str, records: list[StatusRecord], limit: int) -> str:
-    """Mastodon's paging links: `next` (older) when the page is full, `prev` (newer)."""
-    if not records:
+def _paged(request: Request, ctx: ApiContext, body: list[Any], ids: list[int]) -> Response:
+    """A timeline-like page: Mastodon links `next` and `prev` whenever the page has
+    anything (the end shows as an empty page, which carries no `Link`)."""
+    response = JSONResponse(body)
+    link = _link_header(request, ctx.base_url, ids, more=True)
+    if link:
+        response.headers["Link"] = link
+    return response
+
+
+def _link_header(request: Request, base: str, ids: list[int], *, more: bool) -> str:
+    """Mastodon's paging links: `next` (older) when `more`, `prev` (newer); none for an
+    empty page. Other parameters (`limit`, `types[]`) are carried over."""
+    if not ids:
         return ""
     kept = [
         (name, value)
@@ -329,7 +390,7 @@ def _link_header(request: Request, base: str, records: list[StatusRecord], limit
     ]
     url = base + request.url.path
     links = []
-    if len(records) == limit:
-        links.append(f'<{url}?{urlencode([*kept, ("max_id", records[-1].id)])}>; rel="next"')
-    links.append(f'<{url}?{urlencode([*kept, ("min_id", records[0].id)])}>; rel="prev"')
+    if more:
+        links.append(f'<{url}?{urlencode([*kept, ("max_id", ids[-1])])}>; rel="next"')
+    links.append(f'<{url}?{urlencode([*kept, ("min_id", ids[0])])}>; rel="prev"')
     return ", ".join(links)

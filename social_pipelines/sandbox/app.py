@@ -57,9 +57,12 @@ def create_app(config: SandboxConfig) -> Starlette:
         *,
         public: bool = False,
         idempotent: bool = False,
+        checks_token: bool = False,
     ) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await pipeline.run(request, handler, public=public, idempotent=idempotent)
+            return await pipeline.run(
+                request, handler, public=public, idempotent=idempotent, checks_token=checks_token
+            )
 
         return Route(path, endpoint, methods=methods)
 
@@ -105,6 +108,14 @@ def create_app(config: SandboxConfig) -> Starlette:
         api_route("/api/v1/media", api.upload_media, ["POST"]),
         api_route("/api/v1/media/{id}", api.media, ["GET"]),
         api_route("/api/v2/search", api.search, ["GET"]),
+        api_route(
+            "/api/v1/timelines/tag/{hashtag}",
+            api.tag_timeline,
+            ["GET"],
+            public=True,
+            checks_token=True,
+        ),
+        api_route("/api/v1/notifications", api.notifications, ["GET"]),
         Route("/_sandbox/health", admin.health, methods=["GET"]),
         Route("/_sandbox/seed", admin.seed, methods=["POST"]),
         Route("/_sandbox/posted", admin.posted, methods=["GET"]),

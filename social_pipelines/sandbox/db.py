@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 # 2: media.ready_at_ms (uploads still processing); added to older files on open.
-SCHEMA_VERSION = 2
+# 3: status_tags and notifications (hashtag timelines, mentions); an older file's statuses
+#    are indexed into them when it is opened (`Database.previous_version` says so).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -63,6 +65,20 @@ CREATE TABLE IF NOT EXISTS media (
     ready_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS media_by_status ON media(status_id, position);
+CREATE TABLE IF NOT EXISTS status_tags (
+    name TEXT NOT NULL,
+    status_id INTEGER NOT NULL REFERENCES statuses(id),
+    PRIMARY KEY (name, status_id)
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    from_account_id INTEGER NOT NULL REFERENCES accounts(id),
+    type TEXT NOT NULL,
+    status_id INTEGER REFERENCES statuses(id),
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_by_account ON notifications(account_id, id);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     account_id INTEGER NOT NULL,
     key TEXT NOT NULL,
@@ -100,6 +116,9 @@ class Database:
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
+        # The schema version the file had before this open (0: a new file, or one from
+        # before versions were recorded); below SCHEMA_VERSION, the sandbox backfills.
+        self.previous_version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         with self.transaction():
             for statement in SCHEMA.split(";"):
                 if statement.strip():

@@ -3,8 +3,10 @@
 Every post is between 150 and 1400 minutes old, so all of them fall before the last complete
 two-hour window whenever the demo runs. The mix is deliberate: posts a reply campaign should
 answer (questions, complaints, praise about Dagster and data pipelines), the brand's own
-posts (never answered), three spam posts with "giveaway" or "crypto" (the demo campaign
-blocklists those) and off-topic chatter that search must not return.
+posts (never answered), four spam posts with "giveaway" or "crypto" (the demo campaign
+blocklists those) and off-topic chatter that search must not return. Some carry the
+#dagster hashtag (one of them the brand's own, one spam) and some mention `@brand` (one of
+them off-topic), so a hashtag or mentions campaign finds posts too, and has some to skip.
 """
 
 from __future__ import annotations
@@ -271,6 +273,50 @@ DEMO_POSTS: tuple[tuple[str, str, int, str], ...] = (
         "cloudkev",
         170,
         "Finished a 1000-piece puzzle. Three pieces missing. The dog looks guilty.",
+    ),
+    # For the other reply sources: the #dagster timeline (which full-text search on a real
+    # server may not cover) and mentions of the brand account.
+    (
+        "demo-42",
+        "sql_sara",
+        660,
+        "How do you test #dagster sensors locally without waiting for the daemon tick?",
+    ),
+    (
+        "demo-43",
+        "cloudkev",
+        580,
+        "Three months on #Dagster and our on-call pages dropped by half. Not a sponsored post.",
+    ),
+    (
+        "demo-44",
+        "mlops_maya",
+        540,
+        "@brand is there a recording of last week's office hours? I missed the live session.",
+    ),
+    (
+        "demo-45",
+        "analytics_amy",
+        450,
+        "@brand your data pipeline templates saved my week, thank you!",
+    ),
+    (
+        "demo-46",
+        "etl_ed",
+        410,
+        "@brand does the Dagster integration handle incremental dbt models yet?",
+    ),
+    (
+        "demo-47",
+        "orchestrator_oli",
+        390,
+        "#dagster GIVEAWAY: free crypto for everyone who follows and reposts!",
+    ),
+    (
+        "demo-48",
+        "brand",
+        360,
+        "Office hours recap is on the blog, with the asset checks demo. #dagster",
     ),
 )
 

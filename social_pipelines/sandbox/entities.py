@@ -1,4 +1,4 @@
-"""Mastodon API entities (Account, Status, MediaAttachment, Instance) as JSON dicts.
+"""Mastodon API entities (Account, Status, MediaAttachment, Notification, Instance) as JSON.
 
 Shapes follow Mastodon 4.3 field for field, ids as strings, so that real client libraries
 (Mastodon.py is the contract test) parse them and project code written against the sandbox
@@ -21,6 +21,7 @@ from social_pipelines.sandbox.media import (
     SUPPORTED_MIME_TYPES,
     meta,
 )
+from social_pipelines.sandbox.notifications import NotificationRecord
 from social_pipelines.sandbox.statuses import MediaRecord, Statuses, StatusRecord
 
 MASTODON_VERSION = "4.3.0"
@@ -198,6 +199,42 @@ class Entities:
                 }
             )
         return found
+
+    # Notification
+
+    def notification_list(
+        self, records: list[NotificationRecord], base_url: str, viewer_id: int | None
+    ) -> list[Json]:
+        """Mastodon 4.3's v1 Notification: `group_key` is `ungrouped-ID` for a mention
+        that no grouping applies to; `status` is the mentioning status, rendered for the
+        account notified (it may see a private or direct status that mentions it)."""
+        status_ids = [record.status_id for record in records if record.status_id is not None]
+        found = [status for sid in status_ids if (status := self.statuses.get(sid)) is not None]
+        rendered = dict(
+            zip(
+                (status.id for status in found),
+                self.status_list(found, base_url, viewer_id),
+                strict=True,
+            )
+        )
+        senders: dict[int, Json] = {}
+        notifications = []
+        for record in records:
+            if record.from_account_id not in senders:
+                sender = self.accounts.by_id(record.from_account_id)
+                assert sender is not None
+                senders[record.from_account_id] = self.account(sender, base_url)
+            entity: Json = {
+                "id": str(record.id),
+                "type": record.type,
+                "created_at": iso_ms(record.created_at_ms),
+                "group_key": f"ungrouped-{record.id}",
+                "account": senders[record.from_account_id],
+            }
+            if record.status_id is not None:
+                entity["status"] = rendered.get(record.status_id)
+            notifications.append(entity)
+        return notifications
 
     # MediaAttachment
 

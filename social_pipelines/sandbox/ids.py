@@ -48,6 +48,27 @@ def next_id(db: Database, table: str, at_ms: int) -> int:
     return int(top) + 1
 
 
+# Notification ids come from a sequence of their own, as on Mastodon (where they are a
+# plain counter): `milliseconds * 1000 + sequence`, so they still order by creation time
+# (backdated seeded mentions included) but are far smaller than any status id, and a
+# client that pages notifications with a status id (or the reverse) gets wrong pages here
+# as it would there.
+NOTIFICATION_SEQUENCE = 1000
+
+
+def next_notification_id(db: Database, at_ms: int) -> int:
+    """The smallest free notification id for `at_ms` (call inside a transaction)."""
+    low = at_ms * NOTIFICATION_SEQUENCE
+    high = low + NOTIFICATION_SEQUENCE - 1
+    row = db.one("SELECT MAX(id) AS top FROM notifications WHERE id BETWEEN ? AND ?", (low, high))
+    top = None if row is None else row["top"]
+    if top is None:
+        return low
+    if top >= high:
+        return next_notification_id(db, at_ms + 1)
+    return int(top) + 1
+
+
 def iso_ms(ms: int) -> str:
     """`2024-05-01T12:34:56.789Z`, the format of every `created_at` Mastodon sends."""
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)

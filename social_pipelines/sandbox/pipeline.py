@@ -3,7 +3,8 @@
 1. `latency` (if faults are set and the request is in their scope);
 2. token -> account (an expired or unknown token is no account);
 3. rate limit: counted against the account, or the client IP without one; over -> 429;
-4. no account on an authenticated endpoint -> 401;
+4. no account on an authenticated endpoint (or a token sent that is no account, where a
+   public endpoint checks tokens) -> 401;
 5. `Idempotency-Key` claimed (status creation only, unless the sandbox ignores keys);
 6. one fault draw: errors and "before" faults answer here, nothing processed;
 7. the handler;
@@ -84,8 +85,17 @@ class ApiPipeline:
         self.sandbox = sandbox
 
     async def run(
-        self, request: Request, handler: Handler, *, public: bool = False, idempotent: bool = False
+        self,
+        request: Request,
+        handler: Handler,
+        *,
+        public: bool = False,
+        idempotent: bool = False,
+        checks_token: bool = False,
     ) -> Response:
+        """`public`: answered without a token; with `checks_token` too, a token that is sent
+        must still be valid (Doorkeeper's `authorize_if_got_token!`, Mastodon's timelines),
+        where the instance endpoints ignore a bad one."""
         sandbox = self.sandbox
         in_scope = sandbox.faults.in_scope(request.method, request.url.path)
         latency = sandbox.faults.settings.latency
@@ -106,7 +116,7 @@ class ApiPipeline:
         if decision is not None and not decision.allowed:
             retry = {"Retry-After": str(decision.retry_after(now))}
             return error(429, "Too many requests", {**headers, **retry})
-        if account is None and not public:
+        if account is None and (not public or (checks_token and bearer_token(request))):
             return error(401, INVALID_TOKEN, headers)
 
         claim = None

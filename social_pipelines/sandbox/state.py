@@ -11,6 +11,7 @@ from social_pipelines.sandbox.entities import Entities
 from social_pipelines.sandbox.faults import FaultInjector
 from social_pipelines.sandbox.idempotency import IdempotencyKeys
 from social_pipelines.sandbox.ids import now_ms
+from social_pipelines.sandbox.notifications import Notifications
 from social_pipelines.sandbox.processing import MediaProcessing
 from social_pipelines.sandbox.ratelimit import SETTING as RATE_SETTING
 from social_pipelines.sandbox.ratelimit import RateLimitConfig, RateLimiter
@@ -42,7 +43,10 @@ class Sandbox:
         self.db = Database(config.db_path)
         self.accounts = Accounts(self.db)
         self.accounts.ensure_builtin()
-        self.statuses = Statuses(self.db)
+        self.statuses = Statuses(self.db, config.domain)
+        if self.db.previous_version < 3:  # written before tags and notifications existed
+            self.statuses.index_all()
+        self.notifications = Notifications(self.db)
         self.entities = Entities(self.accounts, self.statuses, config.domain, config.max_characters)
         stored = self.db.get_setting(RATE_SETTING)
         if config.rate_limit is not None:
@@ -66,7 +70,14 @@ class Sandbox:
         the rate limit, idempotency and media processing settings this process started
         with; accounts stay."""
         with self.db.transaction():
-            for table in ("media", "idempotency_keys", "rate_windows", "counters"):
+            for table in (
+                "media",
+                "idempotency_keys",
+                "rate_windows",
+                "counters",
+                "status_tags",
+                "notifications",
+            ):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608
             self.db.execute("DELETE FROM statuses")
         self.limiter.configure(self.startup_rate_limit)

@@ -1,7 +1,9 @@
 """Statuses and media attachments in the database: writes, lookups, timelines, search.
 
 Validation of what a client sends lives in the API layer; this module only stores and
-queries, always ordering by snowflake id (which is creation time).
+queries, always ordering by snowflake id (which is creation time). Storing a status also
+does what Mastodon does when one arrives: its hashtags are indexed for the tag timeline,
+and every local account it mentions (other than its author) gets a `mention` notification.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from social_pipelines.sandbox.content import hashtags_in, mentions_in
 from social_pipelines.sandbox.db import Database
-from social_pipelines.sandbox.ids import next_id
+from social_pipelines.sandbox.ids import next_id, next_notification_id
 from social_pipelines.sandbox.search import SearchQuery, to_sql
 
 
@@ -114,8 +117,11 @@ class Page:
 
 
 class Statuses:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, domain: str | None = None) -> None:
+        """`domain` is the instance's own: a mention `@user@domain` of it is local (None:
+        only `@user` is)."""
         self.db = db
+        self.domain = domain
 
     def insert(self, new: NewStatus, media_ids: list[int] | None = None) -> StatusRecord:
         """Store a status and attach media (call inside a transaction)."""
@@ -149,7 +155,44 @@ class Statuses:
             )
         record = self.get(status_id)
         assert record is not None
+        self._index(record)
         return record
+
+    def _index(self, record: StatusRecord) -> None:
+        """Its tags for the tag timeline, and a notification for each local account it
+        mentions, dated when the status was (a backdated seeded post's mention arrived
+        back then too). Mastodon never notifies an author of their own mention."""
+        for name in hashtags_in(record.text):
+            self.db.execute(
+                "INSERT OR IGNORE INTO status_tags(name, status_id) VALUES (?, ?)",
+                (name, record.id),
+            )
+        for mention in mentions_in(record.text):
+            if mention.domain is not None and mention.domain.lower() != (self.domain or "").lower():
+                continue  # a remote account: its own server notifies it
+            row = self.db.one("SELECT id FROM accounts WHERE username = ?", (mention.username,))
+            if row is None or int(row["id"]) == record.account_id:
+                continue
+            self.db.execute(
+                "INSERT INTO notifications(id, account_id, from_account_id, type, status_id,"
+                " created_at_ms) VALUES (?, ?, ?, 'mention', ?, ?)",
+                (
+                    next_notification_id(self.db, record.created_at_ms),
+                    int(row["id"]),
+                    record.account_id,
+                    record.id,
+                    record.created_at_ms,
+                ),
+            )
+
+    def index_all(self) -> None:
+        """Index every stored status, oldest first: a file written before tags and
+        notifications existed (schema version 3) gets them on open."""
+        with self.db.transaction():
+            self.db.execute("DELETE FROM status_tags")
+            self.db.execute("DELETE FROM notifications")
+            for row in self.db.all("SELECT * FROM statuses ORDER BY id"):
+                self._index(StatusRecord.from_row(row))
 
     def get(self, status_id: int) -> StatusRecord | None:
         row = self.db.one("SELECT * FROM statuses WHERE id = ?", (status_id,))
@@ -179,6 +222,21 @@ class Statuses:
             clauses.append("instr(s.search_text, ?) > 0")
             params.append("#" + tagged.casefold())
         return self._page(" AND ".join(clauses), params, page)
+
+    def tagged(
+        self, name: str, page: Page, *, only_media: bool = False, remote: bool = False
+    ) -> list[StatusRecord]:
+        """The tag timeline: public statuses carrying the hashtag `name` (lower case, no
+        `#`), newest first. Everything here is local, so `remote` finds nothing."""
+        clauses = [
+            "s.visibility = 'public'",
+            "EXISTS (SELECT 1 FROM status_tags t WHERE t.name = ? AND t.status_id = s.id)",
+        ]
+        if remote:
+            clauses.append("0")
+        if only_media:
+            clauses.append("EXISTS (SELECT 1 FROM media m WHERE m.status_id = s.id)")
+        return self._page(" AND ".join(clauses), [name], page)
 
     def search(self, query: SearchQuery, viewer_id: int, page: Page) -> list[StatusRecord]:
         where, params = to_sql(query, viewer_id)

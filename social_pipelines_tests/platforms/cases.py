@@ -18,6 +18,7 @@ from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.auth import TokenSet
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonAccount
+from social_pipelines.platforms.x import XAccount
 
 BASE = "https://platform.test"
 
@@ -56,6 +57,35 @@ def _mastodon(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, json={"error": "Record not found"})
 
 
+def _x(request: httpx.Request) -> httpx.Response:
+    """docs.x.com / xdevplatform/xdk specs/openapi.json: getUsersMe, createPosts (201),
+    the OAuth 2.0 token endpoint (xdevplatform/docs user-access-token.mdx)."""
+    path = request.url.path
+    if path == "/2/users/me":
+        return httpx.Response(200, json={"data": {"id": "2244994945", "username": "brand"}})
+    if path == "/2/tweets" and request.method == "POST":
+        return httpx.Response(201, json={"data": {"id": "1445880548472328192", "text": "hi"}})
+    if path == "/2/oauth2/token" and request.method == "POST":
+        return httpx.Response(
+            200,
+            json={
+                "token_type": "bearer",
+                "expires_in": 7200,
+                "access_token": "x-access-refreshed",
+                "scope": "tweet.read tweet.write users.read media.write offline.access",
+                "refresh_token": "x-refresh-rotated",
+            },
+        )
+    return httpx.Response(
+        404,
+        json={
+            "title": "Not Found Error",
+            "detail": "Could not find the resource.",
+            "type": "https://api.x.com/2/problems/resource-not-found",
+        },
+    )
+
+
 CASES: dict[str, Case] = {
     "mastodon": Case(
         account=MastodonAccount(
@@ -72,5 +102,35 @@ CASES: dict[str, Case] = {
             "X-RateLimit-Reset": "2026-12-01T12:05:00.000Z",
         },
         announced=RateLimitInfo(300, 299, datetime(2026, 12, 1, 12, 5, tzinfo=UTC)),
+    ),
+    "x": Case(
+        account=XAccount(
+            name="brand_x", platform="x", client_id_env="CASE_X_CLIENT_ID", api_url=BASE
+        ),
+        variables={"CASE_X_CLIENT_ID": "case-client-id"},
+        answer=_x,
+        # platforms.md §1.5, observed (akrherz/iembot#163).
+        duplicate=httpx.Response(
+            403,
+            json={
+                "detail": "You are not allowed to create a Tweet with duplicate content.",
+                "type": "about:blank",
+                "title": "Forbidden",
+                "status": 403,
+            },
+        ),
+        no_duplicate_because="",
+        rate_headers={
+            "x-rate-limit-limit": "75",
+            "x-rate-limit-remaining": "74",
+            "x-rate-limit-reset": "1796126400",
+        },
+        announced=RateLimitInfo(75, 74, datetime.fromtimestamp(1796126400, UTC)),
+        tokens=TokenSet(
+            access_token="x-access-case",
+            refresh_token="x-refresh-case",
+            subject="2244994945",
+            handle="brand",
+        ),
     ),
 }

@@ -15,6 +15,7 @@ from social_pipelines.platforms.catalog import SPECS, spec_for
 from social_pipelines.platforms.registry import connect
 from social_pipelines_tests.doors import RecordingDoor
 from social_pipelines_tests.platforms.cases import BASE, CASES
+from social_pipelines_tests.sessions import MemorySession
 
 
 def test_every_spec_is_keyed_by_its_own_name() -> None:
@@ -43,15 +44,35 @@ def test_connect_gives_the_platforms_adapter_with_every_request_through_the_door
         requests.append(request)
         return case.answer(request)
 
+    transport = httpx.MockTransport(remote)
+    authenticator = SPECS[platform].authenticator
+    # A platform whose tokens expire connects with a session (the resilience layer's).
+    session = (
+        MemorySession(
+            authenticator,
+            case.account,
+            variables=case.variables,
+            door=door,
+            transport=transport,
+            tokens=case.tokens,
+        )
+        if authenticator is not None
+        else None
+    )
     with connect(
         case.account,
         variables=case.variables,
         door=door,
         timeout=2.0,
-        transport=httpx.MockTransport(remote),
+        transport=transport,
+        session=session,
     ) as adapter:
         with SPECS[platform].connect(
-            case.account, variables=case.variables, door=RecordingDoor(), timeout=2.0
+            case.account,
+            variables=case.variables,
+            door=RecordingDoor(),
+            timeout=2.0,
+            session=session,
         ) as direct:
             assert type(adapter) is type(direct)  # what the platform's own module builds
         assert adapter.name == platform

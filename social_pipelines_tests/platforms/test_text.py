@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from social_pipelines.platforms.text import counted_length, fit_text, html_to_text
+from social_pipelines.platforms.text import (
+    counted_length,
+    fit_text,
+    hashtag_name,
+    html_to_text,
+    matches_query,
+)
 from social_pipelines_tests.clusters import CLUSTERS
 
 
@@ -104,3 +110,29 @@ def test_fit_text_with_url_weighted_length() -> None:
 def test_fit_text_refuses_when_nothing_fits() -> None:
     with pytest.raises(ValueError, match="cannot fit"):
         fit_text("unbreakable", 0)
+
+
+@pytest.mark.parametrize(
+    ("query", "tag"),
+    [
+        ("dagster", "dagster"),
+        ("#Dagster", "Dagster"),
+        ("  #data_eng ", "data_eng"),
+        ("web3", "web3"),
+        ("café", "café"),
+        ("#2024", None),
+        ("data pipeline", None),
+        ("#a #b", None),
+        ("##x", None),
+        ("#", None),
+        ("dag-ster", None),
+    ],
+)
+def test_hashtag_name_is_one_tag_or_none(query: str, tag: str | None) -> None:
+    assert hashtag_name(query) == tag
+
+
+def test_matches_query_wants_every_word_and_star_matches_all() -> None:
+    assert matches_query("@brand Is Dagster worth it?", "dagster worth")
+    assert not matches_query("@brand Is Dagster worth it?", "dagster airflow")
+    assert matches_query("anything at all", "*")

@@ -73,3 +73,30 @@ def test_mastodon_py_reads_the_rate_limit_headers(sandbox: SandboxProcess):
     with pytest.raises(MastodonRatelimitError):
         api.account_verify_credentials()
     assert sandbox.stats()["violations"] == 1
+
+
+def test_mastodon_py_reads_a_hashtag_timeline_and_the_mentions(sandbox: SandboxProcess):
+    """The two reply sources' endpoints, read and paged through `Link` by the library."""
+    ids = sandbox.seed(
+        [
+            {"author": "datadiana", "text": f"@brand question {n} #Dagster", "age_minutes": 90 - n}
+            for n in range(5)
+        ]
+        + [{"author": "etl_ed", "text": "#dagster and no mention", "age_minutes": 1}]
+    )["statuses"]
+    api = client(sandbox)
+
+    tagged = api.timeline_hashtag("dagster", limit=4)
+    assert [str(s.id) for s in tagged] == [ids[5], ids[4], ids[3], ids[2]]
+    assert tagged[0].tags[0].name == "dagster"
+    older = api.fetch_next(tagged)
+    assert [str(s.id) for s in older] == [ids[1], ids[0]]
+    assert api.fetch_next(older) == []  # Mastodon links a next page; it is empty
+
+    mentions = api.notifications(types=["mention"], limit=3)
+    assert [n.type for n in mentions] == ["mention"] * 3
+    assert [str(n.status.id) for n in mentions] == [ids[4], ids[3], ids[2]]
+    assert mentions[0].account.acct == "datadiana"
+    rest = api.fetch_next(mentions)
+    assert [str(n.status.id) for n in rest] == [ids[1], ids[0]]
+    assert api.notifications(exclude_types=["mention"]) == []
