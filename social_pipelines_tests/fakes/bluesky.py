@@ -210,6 +210,7 @@ class BlueskyFake:
         self.blobs: dict[tuple[str, str], Blob] = {}  # (did, cid)
         self.refresh_rows: dict[str, RefreshRow] = {}  # jti -> row
         self.issued_access: set[str] = set()
+        self.issued_refresh: set[str] = set()
         self.expired_access: set[str] = set()
         self.rates = RateCounters(clock)
         self.calls: list[Call] = []
@@ -422,6 +423,7 @@ class BlueskyFake:
                 "exp": int(expires.timestamp()),
             },
         )
+        self.issued_refresh.add(refresh)
         return {
             "accessJwt": access,
             "refreshJwt": refresh,

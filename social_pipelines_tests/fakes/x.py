@@ -379,6 +379,7 @@ class XFake:
         self.calls: list[Call] = []
         self.creates: list[CreateAttempt] = []
         self.refreshes = 0
+        self.issued: list[str] = []  # every access and refresh token handed out
         self.refused_grant_error = "invalid_grant"
         self.lose_create_answers: list[int | type[httpx.TransportError]] = []
         self.timeline_lag = 0
@@ -544,6 +545,7 @@ class XFake:
         refresh_token: str | None = None,
     ) -> dict[str, Any]:
         access = access_token or _token_value()
+        self.issued.append(access)
         self.access[access] = AccessToken(user_id, self.clock() + self.access_lifetime, scope)
         body: dict[str, Any] = {
             "token_type": "bearer",
@@ -553,6 +555,7 @@ class XFake:
         }
         if "offline.access" in scope.split():
             refresh = refresh_token or _token_value()
+            self.issued.append(refresh)
             self.refresh[refresh] = (user_id, scope)
             body["refresh_token"] = refresh
         return body
