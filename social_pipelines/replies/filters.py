@@ -32,8 +32,8 @@ def _normal(text: str) -> str:
 
 def refusal(text: str, post: SocialPost, campaign: Campaign) -> str | None:
     """Why `text` may not answer `post` for `campaign`; None when it may."""
-    if not text.strip():
-        return "empty reply"
+    if not MENTION.sub("", text).strip(" \t\n.,!?"):
+        return "empty reply (nothing but mentions and punctuation)"
     if not campaign.allow_links and (URL_PATTERN.search(text) or BARE_LINK.search(text)):
         return "contains a link (the campaign does not allow links: allow_links = true)"
     folded = text.casefold()
