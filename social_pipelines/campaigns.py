@@ -12,6 +12,7 @@ import functools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -31,6 +32,7 @@ from social_pipelines.platforms.text import hashtag_name
 from social_pipelines.tomlfile import explain, fields, read_toml, refuse_unknown_keys
 
 TEMPLATE_FIELDS = frozenset({"author", "query", "campaign"})
+PROMPT_FIELDS = TEMPLATE_FIELDS | {"post", "platform", "max_characters", "links"}
 # What a reply campaign asks of its account's platform.
 NEEDS = (Capability.SEARCH, Capability.REPLY)
 
@@ -61,6 +63,16 @@ class Campaign(BaseModel):
         min_length=1,
     )
     enabled: bool = True
+    # Who writes the replies: the template (offline, deterministic), or a language model
+    # (SOCIAL_LLM_*; the template answers when none is configured or it is unavailable).
+    writer: Literal["template", "llm"] = "template"
+    allow_links: bool = Field(default=False, description="may a written reply hold a link")
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the LLM's instructions, with {post} {author} {campaign} {query} "
+        "{platform} {max_characters} {links}; default: the package's own",
+    )
 
     @field_validator("query")
     @classmethod
@@ -75,27 +87,36 @@ class Campaign(BaseModel):
             )
         return value
 
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_placeholders(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(value, PROMPT_FIELDS)
+
     @field_validator("template")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        """Only plain `{author}`, `{query}`, `{campaign}` (and `{{`/`}}` for braces), so a
-        template that validates here can never fail when a reply is written."""
-        allowed = sorted(TEMPLATE_FIELDS)
-        try:
-            fields = list(string.Formatter().parse(value))
-        except ValueError as error:
-            raise ValueError(f"{error}; write literal braces as {{{{ and }}}}") from None
-        for _text, name, spec, conversion in fields:
-            if name is None:
-                continue
-            if name not in TEMPLATE_FIELDS:
-                raise ValueError(f"unknown placeholder {name!r}; allowed: {allowed}")
-            if spec or conversion:
-                raise ValueError(
-                    f"placeholder {{{name}}} takes no conversion or format spec; "
-                    f"allowed: {', '.join('{' + field + '}' for field in allowed)}"
-                )
-        return value
+        return _checked(value, TEMPLATE_FIELDS)
+
+
+def _checked(value: str, allowed_fields: frozenset[str]) -> str:
+    """Only plain placeholders of `allowed_fields` (and `{{`/`}}` for braces), so a
+    template that validates here can never fail when a reply is written."""
+    allowed = sorted(allowed_fields)
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError as error:
+        raise ValueError(f"{error}; write literal braces as {{{{ and }}}}") from None
+    for _text, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in allowed_fields:
+            raise ValueError(f"unknown placeholder {name!r}; allowed: {allowed}")
+        if spec or conversion:
+            raise ValueError(
+                f"placeholder {{{name}}} takes no conversion or format spec; "
+                f"allowed: {', '.join('{' + field + '}' for field in allowed)}"
+            )
+    return value
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,15 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "state_store": state_store,
         "platforms": platforms,
-        "reply_writer": ReplyWriterResource(),
+        "reply_writer": ReplyWriterResource(
+            llm_base_url=settings.llm_base_url,
+            llm_model=settings.llm_model,
+            llm_api_key=_by_name(
+                "SOCIAL_LLM_API_KEY",
+                settings.llm_api_key.get_secret_value() if settings.llm_api_key else "",
+            ),
+            llm_timeout=settings.llm_timeout,
+        ),
     }
 
 

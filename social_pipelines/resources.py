@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
+from pydantic import SecretStr
 
 from social_pipelines.accounts import AccountBook
 from social_pipelines.campaigns import CampaignBook
@@ -21,8 +22,8 @@ from social_pipelines.delivery import Deliverer, Prepare, prepare_reply
 from social_pipelines.log import Log
 from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.policy import PlatformPolicy
-from social_pipelines.replies.base import ReplyWriter
-from social_pipelines.replies.template import TemplateReplyWriter
+from social_pipelines.replies.drafting import Drafter
+from social_pipelines.replies.llm import LLMSettings
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.settings import credential_variables
 from social_pipelines.store import StateStore
@@ -105,11 +106,25 @@ class PlatformsResource(ConfigurableResource):
 
 
 class ReplyWriterResource(ConfigurableResource):
-    """Which writer drafts replies: the offline template writer by default."""
+    """Who writes replies: the template, and for `writer = "llm"` campaigns the language
+    model at `llm_base_url` (OpenAI-compatible). The key comes in by `EnvVar` only."""
 
-    writer: str = "template"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""  # SOCIAL_LLM_API_KEY, always by EnvVar (never a config value)
+    llm_timeout: float = 60.0
 
-    def get(self, platform: GuardedPlatform) -> ReplyWriter:
-        if self.writer != "template":
-            raise ValueError(f"reply writer {self.writer!r} is unknown; available: template")
-        return TemplateReplyWriter(length=platform.text_length)
+    def llm(self) -> LLMSettings | None:
+        if not (self.llm_base_url and self.llm_model):
+            return None
+        return LLMSettings(
+            base_url=self.llm_base_url,
+            model=self.llm_model,
+            api_key=SecretStr(self.llm_api_key) if self.llm_api_key else None,
+            timeout=self.llm_timeout,
+        )
+
+    def drafter(
+        self, platforms: PlatformsResource, platform: GuardedPlatform, *, log: Log | None = None
+    ) -> Drafter:
+        return platforms.wiring().drafter(platform, self.llm(), log=log)

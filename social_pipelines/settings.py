@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         'print(Fernet.generate_key().decode())"). Unset: they are stored plainly, and '
         "`accounts check` warns.",
     )
+    llm_base_url: str = Field(
+        default="",
+        description='OpenAI-compatible API for writer = "llm" campaigns (https://api.openai.'
+        "com/v1, http://127.0.0.1:11434/v1 for Ollama, a vLLM or llama.cpp server); unset: "
+        "the template writes every reply, and the run says so.",
+    )
+    llm_model: str = Field(default="", description="The model those campaigns ask.")
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Its API key (Bearer); local servers may need none."
+    )
+    llm_timeout: float = Field(
+        default=60.0, gt=0, le=600, description="Seconds before a reply request gives up."
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",

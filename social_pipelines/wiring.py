@@ -28,7 +28,13 @@ from social_pipelines.platforms.content import check_target, static_rules
 from social_pipelines.platforms.policy import DAY, HOUR, PlatformPolicy
 from social_pipelines.publishing.images import PostImages
 from social_pipelines.publishing.intake import CheckTarget, SyncReport, sync_calendar
+from social_pipelines.replies.drafting import Drafter
+from social_pipelines.replies.llm import NAME as LLM
+from social_pipelines.replies.llm import POLICY as LLM_POLICY
+from social_pipelines.replies.llm import ChatClient, LLMReplyWriter, LLMSettings
+from social_pipelines.replies.template import TemplateReplyWriter
 from social_pipelines.resilience.connector import Connector
+from social_pipelines.resilience.door import AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.settings import Settings
 from social_pipelines.store import QuotaRule, StateStore
@@ -126,6 +132,28 @@ class Wiring:
             log=log,
             verifying=verifying,
         )
+
+    def drafter(
+        self, platform: GuardedPlatform, llm: LLMSettings | None, *, log: Log | None = None
+    ) -> Drafter:
+        """Who writes a campaign's replies on `platform`, each once per delivery: the
+        template, or the language model behind its own breaker, limits and door."""
+        template = TemplateReplyWriter(length=platform.text_length)
+        if llm is None:
+            return Drafter(self.store.drafts, template, None, log=log)
+        breaker = self.connector.breaker(LLM, llm.model, LLM_POLICY)
+        door = AccountDoor(
+            self.connector.rate_limits,
+            breaker,
+            platform=LLM,
+            account=llm.model,
+            policy=LLM_POLICY,
+            log=log,
+        )
+        writer = LLMReplyWriter(
+            ChatClient(llm, door=door), length=platform.text_length, platform=platform.name
+        )
+        return Drafter(self.store.drafts, template, writer, breaker=breaker, log=log)
 
     def deliverer(
         self,

@@ -40,7 +40,6 @@ from social_pipelines.replies.steps import (
     PostedReply,
     Selected,
 )
-from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.resources import (
     PlatformsResource,
     ReplyWriterResource,
@@ -283,41 +282,50 @@ def write_replies(
     platforms: PlatformsResource,
     reply_writer: ReplyWriterResource,
 ) -> Drafted:
-    plan = selected.plan
-    account = platforms.account(plan.campaign.account)
+    """Each reply written once per delivery (a retry reuses the stored draft), by the
+    campaign's writer; the metadata says who wrote what, and why the template stood in."""
+    plan, identity = selected.plan, selected.identity
+    campaign = plan.campaign
+    account = platforms.account(campaign.account)
     with (
         platform_errors(context, platforms.policy(account)),
         platforms.connect(account, log=context.log) as platform,
     ):
-        drafts, writer_name = _draft(selected, platform, reply_writer)
-    context.add_output_metadata({"drafts": len(drafts), "writer": writer_name})
-    return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
-
-
-def _draft(
-    selected: Selected, platform: GuardedPlatform, reply_writer: ReplyWriterResource
-) -> tuple[list[Draft], str]:
-    plan, identity = selected.plan, selected.identity
-    campaign = plan.campaign
-    writer = reply_writer.get(platform)
-    limit = platform.content_rules().max_characters
+        drafter = reply_writer.drafter(platforms, platform, log=context.log)
+        ids = {
+            post.id: delivery_id(
+                identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
+            )
+            for post in selected.candidates
+        }
+        report = drafter.write(
+            campaign,
+            [(ids[post.id], post) for post in selected.candidates],
+            max_length=platform.content_rules().max_characters,
+            dry_run=plan.dry_run,
+        )
     drafts = [
         Draft(
-            delivery_id=delivery_id(
-                identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
-            ),
+            delivery_id=stored.delivery_id,
             campaign=campaign.name,
             account=campaign.account,
             platform=identity.platform,
             account_key=identity.stable_key,
             kind=DeliveryKind.REPLY,
             subject=post.id,
-            text=writer.write(post, campaign, max_length=limit),
+            text=stored.text,
             in_reply_to=post,
         )
-        for post in selected.candidates
+        for post, stored in zip(selected.candidates, report.drafts, strict=True)
     ]
-    return drafts, writer.name
+    context.add_output_metadata(
+        {
+            "drafts": len(drafts),
+            "writer": report.writer,
+            **{f"drafts_{name}": n for name, n in sorted(report.counts.items())},
+        }
+    )
+    return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
 
 
 @op(retry_policy=POSTING_RETRY, tags={"kind": "post"})

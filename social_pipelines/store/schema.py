@@ -274,8 +274,11 @@ reply_drafts = sa.Table(
     sa.Column("campaign", sa.String(128), nullable=False),
     sa.Column("writer", sa.String(32), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-    # accepted, or refused (`reason` says which filter and why).
+    # written (by `writer`), or fallback: the template's text, because the language model
+    # was not asked (unconfigured, circuit open), failed, or wrote what the filters refused
+    # (`refused_text`); `reason` says which.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("refused_text", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )

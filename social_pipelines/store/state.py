@@ -9,6 +9,7 @@ import threading
 import sqlalchemy as sa
 
 from social_pipelines.clock import Clock, utcnow
+from social_pipelines.store.drafts import DraftStore
 from social_pipelines.store.engine import create_engine
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
@@ -28,6 +29,7 @@ class StateStore:
         ensure_schema(self.engine)
         self.ledger = Ledger(self.engine, clock=clock)
         self.outbox = Outbox(self.engine, clock=clock)
+        self.drafts = DraftStore(self.engine, clock=clock)
 
     @classmethod
     def open(cls, url: str) -> StateStore:
