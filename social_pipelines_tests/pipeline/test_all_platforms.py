@@ -27,6 +27,8 @@ from social_pipelines_tests.pipeline import platforms_world as pw
 from social_pipelines_tests.pipeline.helpers import reports
 
 ALT = "a launch card, blue on red"
+TEXT = "Lost & found: an answer lost on the way"
+LINK = "https://example.com/launch?from=x&to=bsky"
 
 
 def _schedule(post_id: str, text: str, targets: str, *extra: str) -> None:
@@ -107,6 +109,11 @@ def test_both_pipelines_reach_every_platform_once(
         assert len(demo_sandbox.posted("brand")) == 2
         assert len(_bluesky_creates(world)) == 2 and len(_x_creates(world)) == 2
 
+        # Meanwhile both platforms expired the access tokens (the clients still think them
+        # valid): X answers 401, Bluesky 400 ExpiredToken; each session refreshes once.
+        world.x.expire_access_tokens()
+        world.bluesky.expire_access_tokens()
+        refreshes = (world.x.refreshes, world.bluesky.refreshes)
         # One post with an image to all three accounts.
         photo = pw.photo(tmp_path / "launch.jpg")
         assert photo.stat().st_size > 1_000_000  # too big for Bluesky as it is
@@ -116,6 +123,8 @@ def test_both_pipelines_reach_every_platform_once(
         published = world.publish(instance)
         view = post_view(*_record_and_deliveries(world, "launch"))
         assert view.state == PostState.PUBLISHED
+        assert (world.x.refreshes, world.bluesky.refreshes) == (refreshes[0] + 1, refreshes[1] + 1)
+        assert world.bluesky.logins == 1  # the stored session was refreshed, never a new login
         # Mastodon: the status with its image and description.
         [status] = [s for s in demo_sandbox.posted("brand") if s["in_reply_to_id"] is None]
         with demo_sandbox.client("brand") as client:
@@ -176,7 +185,9 @@ def test_a_create_whose_answer_was_lost_is_reconciled_never_sent_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with pw.world(monkeypatch, tmp_path, demo_sandbox) as world:
-        _schedule("lost", "An answer lost on the way", "brand_bsky,brand_x")
+        # A link (X serves it as t.co) and an ampersand (X serves it as &amp;): what X's
+        # timeline shows is not what was sent, and reconciliation must see through it.
+        _schedule("lost", TEXT, "brand_bsky,brand_x", "--link", LINK)
         # Bluesky makes the record, then answers 500 (§2.5: what the reference PDS answers
         # for a key that exists, too). X makes the post and the answer never arrives; its
         # timeline shows the post one read late, so the first look misses it and the
@@ -192,7 +203,7 @@ def test_a_create_whose_answer_was_lost_is_reconciled_never_sent_twice(
         records = [
             r
             for r in world.bluesky.posts_of(pw.BRAND_BSKY)
-            if r.value["text"] == "An answer lost on the way"
+            if r.value["text"] == f"{TEXT}\n\n{LINK}"
         ]
         assert len(records) == 1
         attempts = _bluesky_creates(world)

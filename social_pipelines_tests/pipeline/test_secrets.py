@@ -203,6 +203,8 @@ def test_no_secret_is_found_anywhere_but_where_it_belongs(
             "bluesky_dagster": 2,
             "x_dagster": 2,
         }
+        # The model wrote them (the key was sent, and its answer is what went out).
+        assert all("Happy to help" in s["text"] for s in world.sandbox.posted("acmeqz7kv9"))
         image = pw.photo(tmp_path / "card.jpg", size=(600, 400))
         assert (
             main(
