@@ -73,6 +73,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 settings.llm_api_key.get_secret_value() if settings.llm_api_key else "",
             ),
             llm_timeout=settings.llm_timeout,
+            llm_max_tokens_field=settings.llm_max_tokens_field,
         ),
     }
 

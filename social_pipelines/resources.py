@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from social_pipelines.accounts import AccountBook
 from social_pipelines.campaigns import CampaignBook
@@ -111,8 +111,10 @@ class ReplyWriterResource(ConfigurableResource):
 
     llm_base_url: str = ""
     llm_model: str = ""
-    llm_api_key: str = ""  # SOCIAL_LLM_API_KEY, always by EnvVar (never a config value)
+    # SOCIAL_LLM_API_KEY, always by EnvVar (never a config value); never in a repr.
+    llm_api_key: str = Field(default="", repr=False)
     llm_timeout: float = 60.0
+    llm_max_tokens_field: str = "max_completion_tokens"  # or max_tokens (Ollama)
 
     def llm(self) -> LLMSettings | None:
         if not (self.llm_base_url and self.llm_model):
@@ -122,6 +124,9 @@ class ReplyWriterResource(ConfigurableResource):
             model=self.llm_model,
             api_key=SecretStr(self.llm_api_key) if self.llm_api_key else None,
             timeout=self.llm_timeout,
+            max_tokens_field="max_tokens"
+            if self.llm_max_tokens_field == "max_tokens"
+            else "max_completion_tokens",
         )
 
     def drafter(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(
         default=60.0, gt=0, le=600, description="Seconds before a reply request gives up."
+    )
+    llm_max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = Field(
+        default="max_completion_tokens",
+        description="The field that caps the reply's tokens: OpenAI, vLLM and llama.cpp "
+        "take max_completion_tokens; Ollama reads only max_tokens.",
     )
     rate_limit_db: Path | None = Field(
         default=None,

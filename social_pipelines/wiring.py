@@ -31,7 +31,12 @@ from social_pipelines.publishing.intake import CheckTarget, SyncReport, sync_cal
 from social_pipelines.replies.drafting import Drafter
 from social_pipelines.replies.llm import NAME as LLM
 from social_pipelines.replies.llm import POLICY as LLM_POLICY
-from social_pipelines.replies.llm import ChatClient, LLMReplyWriter, LLMSettings
+from social_pipelines.replies.llm import (
+    ChatClient,
+    LLMReplyWriter,
+    LLMSettings,
+    openai_rate_limits,
+)
 from social_pipelines.replies.template import TemplateReplyWriter
 from social_pipelines.resilience.connector import Connector
 from social_pipelines.resilience.door import AccountDoor
@@ -149,6 +154,7 @@ class Wiring:
             account=llm.model,
             policy=LLM_POLICY,
             log=log,
+            read_limits=openai_rate_limits,
         )
         writer = LLMReplyWriter(
             ChatClient(llm, door=door), length=platform.text_length, platform=platform.name

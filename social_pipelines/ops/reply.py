@@ -290,8 +290,8 @@ def write_replies(
     with (
         platform_errors(context, platforms.policy(account)),
         platforms.connect(account, log=context.log) as platform,
+        reply_writer.drafter(platforms, platform, log=context.log) as drafter,
     ):
-        drafter = reply_writer.drafter(platforms, platform, log=context.log)
         ids = {
             post.id: delivery_id(
                 identity.platform, identity.stable_key, DeliveryKind.REPLY, post.id
@@ -318,11 +318,17 @@ def write_replies(
         )
         for post, stored in zip(selected.candidates, report.drafts, strict=True)
     ]
+    context.log.info(f"{campaign.name}: {len(drafts)} draft(s), writer: {report.writer}")
     context.add_output_metadata(
         {
             "drafts": len(drafts),
             "writer": report.writer,
             **{f"drafts_{name}": n for name, n in sorted(report.counts.items())},
+            **(
+                {"llm_fallback_reasons": MetadataValue.json(report.fallback_reasons)}
+                if report.fallback_reasons
+                else {}
+            ),
         }
     )
     return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)

@@ -10,12 +10,13 @@ process until the platform said we may come back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 
 from social_pipelines.log import Log
-from social_pipelines.platforms.http import rate_limit_info, retry_after_seconds
+from social_pipelines.platforms.http import RateLimitInfo, rate_limit_info, retry_after_seconds
 from social_pipelines.platforms.policy import PlatformPolicy
 from social_pipelines.resilience.breaker import SharedBreaker
 from social_pipelines.resilience.budget import Permit
@@ -29,7 +30,12 @@ _LOG = logging.getLogger(__name__)
 
 
 class AccountDoor:
-    """The `Door` of one platform account's client."""
+    """The `Door` of one platform account's client.
+
+    `read_limits` reads an answer's budget headers; the default knows the platforms'
+    header families, a service with its own (OpenAI's `x-ratelimit-remaining-requests`
+    with durations as resets) passes its reading.
+    """
 
     def __init__(
         self,
@@ -40,8 +46,10 @@ class AccountDoor:
         account: str,
         policy: PlatformPolicy,
         log: Log | None = None,
+        read_limits: Callable[[httpx.Headers], RateLimitInfo | None] = rate_limit_info,
     ) -> None:
         self.rate_limits = rate_limits
+        self.read_limits = read_limits
         self.breaker = breaker
         self.platform = platform
         self.account = account
@@ -60,7 +68,7 @@ class AccountDoor:
 
     def leave(self, permit: object, response: httpx.Response | None, *, sent: bool) -> None:
         assert isinstance(permit, Permit), "a permit this door gave out"
-        info = rate_limit_info(response.headers) if response is not None else None
+        info = self.read_limits(response.headers) if response is not None else None
         self.rate_limits.settle(permit, info, sent=sent)
         if response is not None and response.status_code == 429:
             self._blocked(permit, response)

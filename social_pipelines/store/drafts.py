@@ -14,8 +14,11 @@ from social_pipelines.store.engine import for_writing
 from social_pipelines.store.schema import reply_drafts
 from social_pipelines.store.sql import insert_missing
 
-WRITTEN = "written"
-FALLBACK = "fallback"
+# `text` is what `writer` wrote (`reason`: why the template stood in, if it did).
+ACCEPTED = "accepted"
+# The model's draft was refused (`reason` names the filter and quotes it); `text` is the
+# template's, which answers instead.
+REFUSED = "refused"
 _d = reply_drafts.c
 
 
@@ -25,9 +28,8 @@ class StoredDraft:
     campaign: str
     writer: str  # who wrote `text`: llm or template
     text: str
-    status: str  # written, or fallback (the template answered; `reason` says why)
+    status: str  # ACCEPTED or REFUSED
     reason: str | None = None
-    refused_text: str | None = None  # what the model wrote that the filters refused
 
 
 class DraftStore:
@@ -50,13 +52,13 @@ class DraftStore:
                 text=row.text,
                 status=row.status,
                 reason=row.reason,
-                refused_text=row.refused_text,
             )
             for row in rows
         }
 
     def keep(self, draft: StoredDraft) -> StoredDraft:
-        """Store `draft` unless one is stored for its delivery; the stored one either way."""
+        """Store `draft` unless one is stored for its delivery (another process may have
+        raced us to it); the stored one either way, so every process posts the same text."""
         with self.writer.begin() as connection:
             insert_missing(
                 connection,
@@ -68,7 +70,6 @@ class DraftStore:
                     "text": draft.text,
                     "status": draft.status,
                     "reason": draft.reason,
-                    "refused_text": draft.refused_text,
                     "created_at": self.clock(),
                 },
             )

@@ -274,11 +274,11 @@ reply_drafts = sa.Table(
     sa.Column("campaign", sa.String(128), nullable=False),
     sa.Column("writer", sa.String(32), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-    # written (by `writer`), or fallback: the template's text, because the language model
-    # was not asked (unconfigured, circuit open), failed, or wrote what the filters refused
-    # (`refused_text`); `reason` says which.
+    # accepted: `text` is what `writer` wrote (`reason`, if any, says why the template
+    # stood in for a language model that was not configured, had its circuit open or
+    # failed); refused: the model's draft was refused by a filter (`reason` names it and
+    # quotes the draft) and `text` is the template's.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("refused_text", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )

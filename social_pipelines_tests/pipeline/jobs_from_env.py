@@ -11,3 +11,7 @@ from social_pipelines.settings import load_settings
 
 def publish_job_from_env() -> JobDefinition:
     return build_definitions(load_settings()).get_job_def("publish_job")
+
+
+def reply_job_from_env() -> JobDefinition:
+    return build_definitions(load_settings()).get_job_def("reply_job")

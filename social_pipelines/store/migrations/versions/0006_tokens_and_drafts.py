@@ -42,7 +42,6 @@ def upgrade() -> None:
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text, nullable=True),
-        sa.Column("refused_text", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     if op.get_bind().dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
