@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -999,9 +1000,22 @@ def _error(response: httpx.Response, *, create: bool) -> SocialError:
             status_code=500,
             detail=detail,
         )
+    if create and (status == 409 or (status == 400 and _ALREADY.search(said))):
+        # Another PDS may refuse an existing key in words of its own (unconfirmed; the
+        # reference PDS's repo MST says "There is already a value at key"): the first
+        # attempt may be out, so never a rejection.
+        return OutcomeUnknown(
+            f"the record key is taken, maybe by an earlier attempt: {said}",
+            platform=NAME,
+            status_code=status,
+            detail=detail,
+        )
     if status in (400, 403, 404, 409, 410, 413, 422):
         return Rejected(said, platform=NAME, status_code=status, detail=detail)
     return status_error(response, platform=NAME, create=create)
+
+
+_ALREADY = re.compile(r"already (?:exists|a value)|record already|duplicate key", re.IGNORECASE)
 
 
 def _appview_error(response: httpx.Response, *, appview: str) -> SocialError:

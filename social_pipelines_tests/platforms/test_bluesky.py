@@ -1247,6 +1247,14 @@ def test_staged_ids_of_another_kind_make_a_publish_inconclusive(
             OutcomeUnknown,
             "may have been processed",
         ),
+        (
+            lambda request: httpx.Response(
+                400, json=_error("InvalidRequest", "There is already a value at key: x")
+            ),
+            OutcomeUnknown,
+            "record key is taken",
+        ),
+        (lambda request: httpx.Response(409, json=_error("Conflict", "x")), OutcomeUnknown, ""),
         (lambda request: httpx.Response(502, text="<html>bad gateway</html>"), OutcomeUnknown, ""),
         (lambda request: httpx.Response(503, text="down"), Transient, ""),
         (
@@ -1281,6 +1289,8 @@ def test_staged_ids_of_another_kind_make_a_publish_inconclusive(
     ids=[
         "bad-rkey",
         "500",
+        "key-taken",
+        "409",
         "502",
         "503",
         "413",
