@@ -97,7 +97,7 @@ def test_an_unset_variable_stops_the_load_naming_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ('platform = "myspace"', "'myspace' is not supported; allowed: mastodon"),
+        ('platform = "myspace"', "'myspace' is not supported; allowed: bluesky, mastodon, x"),
         ('instance_url = "social.example"', "is not an http:// or https:// URL"),
         ('token_env = "lower_case"', "token_env"),
         ("password = 'x'", "password"),

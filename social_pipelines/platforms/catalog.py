@@ -7,13 +7,14 @@ capabilities) is read from here; only the resilience layer connects to one
 
 from __future__ import annotations
 
-from social_pipelines.platforms import mastodon, x
+from social_pipelines.platforms import bluesky, mastodon, x
 from social_pipelines.platforms.capabilities import PlatformSpec
 
 SPECS: dict[str, PlatformSpec] = {
     spec.name: spec
     for spec in (
         mastodon.SPEC,  # add a platform: its module, and its SPEC on a line here
+        bluesky.SPEC,
         x.SPEC,
     )
 }

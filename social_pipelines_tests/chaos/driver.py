@@ -193,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m social_pipelines_tests.chaos.driver")
     commands = parser.add_subparsers(dest="command", required=True)
     job = commands.add_parser("job", help="execute a job in this process")
-    job.add_argument("job_name", choices=["reply_job", "redeliver_job", "publish_job"])
+    job.add_argument(
+        "job_name", choices=["reply_job", "redeliver_job", "publish_job", "token_refresh_job"]
+    )
     job.add_argument("--partition")
     job.add_argument("--run-id")
     job.add_argument("--campaign", action="append", default=[], help="only this campaign")

@@ -8,6 +8,7 @@ set of its rate-limit headers with what they announce.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import httpx
 
 from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.auth import TokenSet
+from social_pipelines.platforms.bluesky import BlueskyAccount
 from social_pipelines.platforms.http import RateLimitInfo
 from social_pipelines.platforms.mastodon import MastodonAccount
 from social_pipelines.platforms.x import XAccount
@@ -86,7 +88,75 @@ def _x(request: httpx.Request) -> httpx.Response:
     )
 
 
+BLUESKY_DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+
+
+def _bluesky(request: httpx.Request) -> httpx.Response:
+    """bluesky-social/atproto lexicons (com.atproto.server.getSession, createSession,
+    refreshSession; com.atproto.repo.createRecord) and bsky-docs posts.md (the createRecord
+    answer); errors as the XRPC spec writes them (`{"error", "message"}`)."""
+    path = request.url.path
+    if path == "/xrpc/com.atproto.server.getSession":
+        return httpx.Response(200, json={"handle": "brand.bsky.social", "did": BLUESKY_DID})
+    if path == "/xrpc/com.atproto.repo.createRecord" and request.method == "POST":
+        rkey = json.loads(request.content)["rkey"]
+        return httpx.Response(
+            200,
+            json={
+                "uri": f"at://{BLUESKY_DID}/app.bsky.feed.post/{rkey}",
+                "cid": "bafyreibjifzpqj6o6wcq3hejh7y4z4z2vmiklkvykc57tw3pcbx3kxifpm",
+            },
+        )
+    if path in (
+        "/xrpc/com.atproto.server.createSession",
+        "/xrpc/com.atproto.server.refreshSession",
+    ):
+        return httpx.Response(
+            200,
+            json={
+                "accessJwt": "bsky-access-refreshed",
+                "refreshJwt": "bsky-refresh-rotated",
+                "handle": "brand.bsky.social",
+                "did": BLUESKY_DID,
+            },
+        )
+    return httpx.Response(
+        400, json={"error": "InvalidRequest", "message": f"no answer for {path} here"}
+    )
+
+
 CASES: dict[str, Case] = {
+    "bluesky": Case(
+        account=BlueskyAccount(
+            name="brand_bsky",
+            platform="bluesky",
+            handle="brand.bsky.social",
+            app_password_env="CASE_BSKY_APP_PASSWORD",
+            pds_url=BASE,
+        ),
+        variables={"CASE_BSKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop"},
+        answer=_bluesky,
+        duplicate=None,
+        no_duplicate_because="Bluesky has no duplicate-content answer (platforms.md §2.5); "
+        "a repeated record key is answered with 500 InternalServerError, an unknown outcome "
+        "that getRecord for the key settles",
+        # platforms.md §2.3 (xrpc-server rate-limiter-http.ts): RateLimit-Reset in epoch
+        # seconds, RateLimit-Policy `<limit>;w=<window seconds>`.
+        rate_headers={
+            "RateLimit-Limit": "3000",
+            "RateLimit-Remaining": "2999",
+            "RateLimit-Reset": "1796126400",
+            "RateLimit-Policy": "3000;w=300",
+        },
+        announced=RateLimitInfo(3000, 2999, datetime.fromtimestamp(1796126400, UTC)),
+        tokens=TokenSet(
+            access_token="bsky-access-case",
+            refresh_token="bsky-refresh-case",
+            subject=BLUESKY_DID,
+            handle="brand.bsky.social",
+            endpoint=BASE,
+        ),
+    ),
     "mastodon": Case(
         account=MastodonAccount(
             name="brand", platform="mastodon", instance_url=BASE, token_env="CASE_TOKEN"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import get_args
 
 import httpx
@@ -37,6 +38,9 @@ from social_pipelines_tests.platforms.cases import CASES, Case
 from social_pipelines_tests.sessions import MemorySession
 
 Fault = Callable[[httpx.Request], httpx.Response]
+# What the deliverer sets on every create (the ledger's plan time): a platform whose record
+# key is derived from it (Bluesky) refuses a create without it.
+PLANNED_AT = datetime(2026, 12, 1, 11, 55, tzinfo=UTC)
 
 
 @dataclass
@@ -64,7 +68,9 @@ class Connected:
 
     def create(self) -> object:
         assert isinstance(self.adapter, Poster)
-        return self.adapter.create_post(CreatePost(text="hi"), idempotency_key="delivery-1")
+        return self.adapter.create_post(
+            CreatePost(text="hi", planned_at=PLANNED_AT), idempotency_key="delivery-1"
+        )
 
 
 @pytest.fixture(params=sorted(SPECS))
