@@ -12,11 +12,12 @@ post was made (Bluesky's 500, X's read timeout followed by a lagging timeline an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult, UrlMetadataValue
+from dagster import DagsterInstance, ExecuteInProcessResult, UrlMetadataValue, instance_for_test
 
 from social_pipelines.cli import main
 from social_pipelines.models import PostState
@@ -59,6 +60,14 @@ def _x_creates(world: pw.World) -> list:
     user = world.x.user(pw.BRAND_X)
     assert user is not None
     return [c for c in world.x.creates if c.user_id == user.id]
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """A Dagster instance of its own (the package's `instance` seeds the demo posts too,
+    which the world replaces at once)."""
+    with instance_for_test() as test_instance:
+        yield test_instance
 
 
 def test_both_pipelines_reach_every_platform_once(
@@ -212,10 +221,13 @@ def test_a_create_whose_answer_was_lost_is_reconciled_never_sent_twice(
         assert {c.rkey for c in attempts} == {records[0].rkey}
         assert not any(c.created for c in attempts[1:])
         assert view.target("brand_bsky").url.endswith(f"/post/{records[0].rkey}")
+        # §2.4: the link is a facet over its UTF-8 bytes (Bluesky links nothing by itself).
+        [facet] = records[0].value["facets"]
+        text = records[0].value["text"].encode("utf-8")
+        assert text[facet["index"]["byteStart"] : facet["index"]["byteEnd"]] == LINK.encode()
+        assert facet["features"] == [{"$type": "app.bsky.richtext.facet#link", "uri": LINK}]
 
-        tweets = [
-            t for t in world.x.posts_of(pw.BRAND_X) if t.written == "An answer lost on the way"
-        ]
+        tweets = [t for t in world.x.posts_of(pw.BRAND_X) if t.written == f"{TEXT}\n\n{LINK}"]
         assert len(tweets) == 1
         assert [c.status for c in _x_creates(world)] == [0, 403]  # lost, then the duplicate
         assert view.target("brand_x").url.endswith(f"/status/{tweets[0].id}")

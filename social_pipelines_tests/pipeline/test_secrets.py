@@ -31,7 +31,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance, ExecuteInProcessResult, instance_for_test
 from dagster._serdes import serialize_value
 from respx.models import Call
 
@@ -173,6 +173,14 @@ def _run_texts(instance: DagsterInstance, result: ExecuteInProcessResult) -> dic
     texts[f"step metadata of {run.job_name}"] = "\n".join(metadata)
     texts[f"recorded errors of {run.job_name}"] = "\n".join(errors)
     return texts
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """A Dagster instance of its own (the package's `instance` seeds the demo posts too,
+    which the world replaces at once)."""
+    with instance_for_test() as test_instance:
+        yield test_instance
 
 
 def test_no_secret_is_found_anywhere_but_where_it_belongs(
