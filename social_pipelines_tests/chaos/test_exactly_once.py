@@ -16,16 +16,21 @@ was planned; nothing left planned/sending/failed/unknown.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from social_pipelines.models import DeliveryState
 from social_pipelines.sandbox.process import SandboxProcess
+from social_pipelines.settings import load_settings
+from social_pipelines.token_upkeep import upkeep
+from social_pipelines.wiring import wire_settings
 from social_pipelines_tests.chaos.harness import (
     AUTHORS,
     Account,
@@ -209,7 +214,18 @@ UNSETTLED = (
 @pytest.mark.chaos
 @pytest.mark.parametrize(
     "keys_honoured",
-    [True, False],
+    [
+        # The server keeping its promise is the easier case, and the ledger does not lean
+        # on it (the ignored-keys run proves that): `make chaos` runs it, `make test` keeps
+        # to the stronger one within its time budget.
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(
+                not long_mode(), reason="long chaos suite only (the keys-ignored run covers it)"
+            ),
+        ),
+        False,
+    ],
     ids=["idempotency_keys_honoured", "idempotency_keys_ignored"],
 )
 def test_every_delivery_exactly_once_under_faults_and_kills(
@@ -269,7 +285,11 @@ def test_every_delivery_exactly_once_under_faults_and_kills(
             platform takes the tokens again, as it does every 15 minutes in production."""
             if tokens.marked():
                 time.sleep(TOKEN_EXPIRY_SECONDS)
-                run("token_refresh_job", None)
+                # What the job's one op runs, in this process (a driver process costs
+                # seconds each time; the job itself is tested in pipeline/test_reconnect).
+                with mock.patch.dict(os.environ, world.env):
+                    report = upkeep(wire_settings(load_settings()))
+                print(f"token upkeep: {[note.line() for note in report.notes]}", flush=True)
 
         # Kill runs at random points until enough were killed mid-posting (a trigger that
         # fires before posting starts, or never because the run ended, does not count).
