@@ -54,7 +54,9 @@ def test_bluesky_session_is_checked_rotated_and_expires(
     assert wrong.status_code == 401 and wrong.json()["error"] == "AuthenticationRequired"
     session = _login(client)
     expiry = jwt_expiry(session["accessJwt"])
-    assert expiry is not None and timedelta(minutes=119) < expiry - NOW <= timedelta(minutes=121)
+    # The fake dates tokens from the clock, not from this module's import time.
+    now = datetime.now(UTC)
+    assert expiry is not None and timedelta(minutes=119) < expiry - now <= timedelta(minutes=121)
     [pds] = [s for s in session["didDoc"]["service"] if s["id"] == "#atproto_pds"]
     assert pds["serviceEndpoint"] == f"https://{PDS_HOST}"
     assert "ratelimit-limit" in wrong.headers and wrong.headers["ratelimit-policy"] == "30;w=300"
