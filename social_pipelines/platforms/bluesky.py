@@ -73,6 +73,7 @@ from social_pipelines.platforms.http import (
     route,
     status_error,
 )
+from social_pipelines.platforms.paging import collect
 from social_pipelines.platforms.policy import DAY, HOUR, MINUTE, PlatformPolicy, rates
 from social_pipelines.platforms.tid import is_tid, tid_for, timestamp
 
@@ -598,7 +599,7 @@ class BlueskyPlatform(ClosedOnExit):
             return since <= post.created_at and (until is None or post.created_at < until)
 
         pages = self._search_pages(query, since=since, until=until, limit=limit)
-        return _collect(pages, limit=limit, own_id=own_id, keep=wanted, max_pages=self.max_pages)
+        return collect(pages, limit=limit, own_id=own_id, keep=wanted, max_pages=self.max_pages)
 
     def _search_pages(
         self, query: str, *, since: datetime, until: datetime | None, limit: int
@@ -901,54 +902,6 @@ SPEC = PlatformSpec(
     sources=(Source.SEARCH,),
     authenticator=AUTHENTICATOR,
 )
-
-
-# -- paging ---------------------------------------------------------------------------------
-
-
-def _collect(
-    pages: Iterator[tuple[list[SocialPost], bool]],
-    *,
-    limit: int,
-    own_id: str,
-    keep: Callable[[SocialPost], bool],
-    max_pages: int,
-) -> SearchResult:
-    """Other accounts' posts that `keep` wants, at most `limit` (the account's own are only
-    counted). A page is fetched only while room is left; when the last page's matches
-    overflow the limit (or fill it with more to come), the result says how many were left
-    and whether Bluesky had more."""
-    posts: list[SocialPost] = []
-    own = count = 0
-    for page, more in pages:
-        count += 1
-        matching = [post for post in page if keep(post)]
-        others = [post for post in matching if post.author_id != own_id]
-        own += len(matching) - len(others)
-        room = limit - len(posts)
-        posts.extend(others[:room])
-        if len(others) > room or (len(others) == room and more):
-            return SearchResult(
-                posts=posts,
-                pages=count,
-                own_skipped=own,
-                complete=False,
-                stopped_by=f"search_limit={limit}",
-                not_examined=len(others) - room,
-                more_beyond=more,
-            )
-        if not more:
-            break
-        if count >= max_pages:
-            return SearchResult(
-                posts=posts,
-                pages=count,
-                own_skipped=own,
-                complete=False,
-                stopped_by=f"{max_pages} pages",
-                more_beyond=True,
-            )
-    return SearchResult(posts=posts, pages=count, own_skipped=own)
 
 
 # -- mapping --------------------------------------------------------------------------------

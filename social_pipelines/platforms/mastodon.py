@@ -51,6 +51,7 @@ from social_pipelines.platforms.capabilities import (
 )
 from social_pipelines.platforms.content import static_rules, text_length
 from social_pipelines.platforms.http import Door, build_client, route, status_error
+from social_pipelines.platforms.paging import Pages, collect
 from social_pipelines.platforms.policy import MINUTE, PlatformPolicy, rates
 from social_pipelines.platforms.text import hashtag_name, html_to_text, matches_query
 
@@ -300,47 +301,26 @@ class MastodonPlatform(ClosedOnExit):
         self, read: PageReader, *, limit: int, since: datetime, until: datetime | None
     ) -> SearchResult:
         """Page back through a source until `since`, `limit`, its end or `max_pages`, and
-        say which stopped it (the same accounting for every source)."""
-        own_id = self.whoami().account_id
-        posts: list[SocialPost] = []
-        own = pages = 0
-        cursor: str | None = None
-        while True:
-            page = read(pages, cursor)
-            pages += 1
-            in_window = [
-                post
-                for post in page.posts
-                if post.created_at >= since and (until is None or post.created_at < until)
-            ]
-            mine = [post for post in in_window if post.author_id == own_id]
-            own += len(mine)
-            others = [post for post in in_window if post.author_id != own_id]
-            room = limit - len(posts)
-            posts.extend(others[:room])
-            at_end = page.last or all(arrived < since for arrived in page.arrived)
-            if len(others) > room or (len(others) == room and not at_end):
-                return SearchResult(
-                    posts=posts,
-                    pages=pages,
-                    own_skipped=own,
-                    complete=False,
-                    stopped_by=f"search_limit={limit}",
-                    not_examined=len(others) - room,
-                    more_beyond=not at_end,
-                )
-            if at_end:
-                return SearchResult(posts=posts, pages=pages, own_skipped=own)
-            if pages >= self.max_pages:
-                return SearchResult(
-                    posts=posts,
-                    pages=pages,
-                    own_skipped=own,
-                    complete=False,
-                    stopped_by=f"{self.max_pages} pages",
-                    more_beyond=True,
-                )
-            cursor = page.cursor
+        say which stopped it (`paging.collect`: the same accounting for every platform)."""
+
+        def pages() -> Pages:
+            cursor: str | None = None
+            index = 0
+            while True:
+                page = read(index, cursor)
+                index += 1
+                in_window = [
+                    post
+                    for post in page.posts
+                    if post.created_at >= since and (until is None or post.created_at < until)
+                ]
+                at_end = page.last or all(arrived < since for arrived in page.arrived)
+                yield in_window, not at_end
+                cursor = page.cursor
+
+        return collect(
+            pages(), limit=limit, own_id=self.whoami().account_id, max_pages=self.max_pages
+        )
 
     def _search_pages(self, query: str) -> PageReader:
         """`/api/v2/search` paged by `offset`: a post arriving meanwhile pushes the rest

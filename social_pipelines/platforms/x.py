@@ -71,6 +71,7 @@ from social_pipelines.platforms.http import (
     status_error,
 )
 from social_pipelines.platforms.oauth import OAuthClient, authorization_url, read_token_answer
+from social_pipelines.platforms.paging import Pages, collect
 from social_pipelines.platforms.policy import HOUR, MINUTE, PlatformPolicy, rates
 from social_pipelines.platforms.text import matches_query
 
@@ -469,18 +470,22 @@ class XPlatform(ClosedOnExit):
                 # All of it is older than recent search reaches: nothing to ask.
                 return SearchResult(posts=[], complete=False, stopped_by=clamped)
             pages = self._search_pages(query, start=start, until=until, limit=limit, now=now)
-            result, _ = _collect(pages, limit=limit, own_id=own_id, keep=wanted)
+            result = collect(
+                pages, limit=limit, own_id=own_id, keep=wanted, max_pages=MAX_SEARCH_PAGES
+            )
             if start > since and result.complete:
                 return result.model_copy(update={"complete": False, "stopped_by": clamped})
             return result
         pages = self._mention_pages(own_id, since=since, until=until, limit=limit, now=now)
-        result, examined = _collect(
-            pages,
+        examined = [0]
+        result = collect(
+            _counted(pages, examined),
             limit=limit,
             own_id=own_id,
             keep=lambda post: wanted(post) and matches_query(post.text, query),
+            max_pages=MAX_SEARCH_PAGES,
         )
-        if result.complete and examined >= MENTIONS_REACH:
+        if result.complete and examined[0] >= MENTIONS_REACH:
             return result.model_copy(
                 update={
                     "complete": False,
@@ -673,44 +678,11 @@ SPEC = PlatformSpec(
 # -- paging ---------------------------------------------------------------------------------
 
 
-def _collect(
-    pages: Iterator[tuple[list[SocialPost], bool]],
-    *,
-    limit: int,
-    own_id: str,
-    keep: Callable[[SocialPost], bool],
-) -> tuple[SearchResult, int]:
-    """Other accounts' posts that `keep` wants, at most `limit`, and how many posts were
-    looked at in all; the account's own are only counted. A page is fetched only while
-    room is left, so the limit is exact: when the matches of the last page overflow it (or
-    fill it with more pages to come), the result says how many were left and whether X had
-    more."""
-    posts: list[SocialPost] = []
-    own = count = examined = 0
-
-    def result(**outcome: Any) -> tuple[SearchResult, int]:
-        return SearchResult(posts=posts, pages=count, own_skipped=own, **outcome), examined
-
+def _counted(pages: Pages, seen: list[int]) -> Pages:
+    """The pages as they are read, adding up in `seen[0]` how many posts X served."""
     for page, more in pages:
-        count += 1
-        examined += len(page)
-        matching = [post for post in page if keep(post)]
-        others = [post for post in matching if post.author_id != own_id]
-        own += len(matching) - len(others)
-        room = limit - len(posts)
-        posts.extend(others[:room])
-        if len(others) > room or (len(others) == room and more):
-            return result(
-                complete=False,
-                stopped_by=f"search_limit={limit}",
-                not_examined=len(others) - room,
-                more_beyond=more,
-            )
-        if not more:
-            return result()
-        if count >= MAX_SEARCH_PAGES:
-            return result(complete=False, stopped_by=f"{MAX_SEARCH_PAGES} pages", more_beyond=True)
-    return result()
+        seen[0] += len(page)
+        yield page, more
 
 
 def _page_size(limit: int, sizes: tuple[int, int]) -> int:
