@@ -27,7 +27,6 @@ from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.auth import AuthorizationFlow, pkce_pair
 from social_pipelines.platforms.catalog import spec_for
 from social_pipelines.settings import load_settings
-from social_pipelines.token_upkeep import verify
 from social_pipelines.wiring import Wiring, wire_settings
 
 DEFAULT_REDIRECT_PORT = 8976  # register http://127.0.0.1:8976/callback with the X app
@@ -45,27 +44,25 @@ class AccountCheck:
 
 
 def check_account(wiring: Wiring, account: AccountBase) -> AccountCheck:
-    """One cheap authenticated call; a marked account is verified (and cleared if it
-    passes)."""
+    """One cheap authenticated call (`whoami`); a marked account is verified by it, and
+    its mark cleared when it passes."""
     row = wiring.tokens.get(account.platform, account.name)
-    if row is not None and row.reconnect_needed:
-        note = verify(wiring, account, log=_QUIET)
-        if note.what != "cleared":
-            return AccountCheck(
-                account.name,
-                account.platform,
-                "-",
-                _expiry(wiring, account),
-                f"reconnect_needed: {note.detail}",
-                False,
-            )
+    marked = row is not None and row.reconnect_needed
     try:
-        with wiring.connect(account, log=_QUIET) as platform:
+        with wiring.connect(account, log=_QUIET, verifying=marked) as platform:
             identity = platform.whoami()
     except (SocialError, ConfigError) as error:
+        if marked:
+            # The refusal's own words, as the mark keeps them (updated by this call).
+            now = wiring.tokens.get(account.platform, account.name)
+            state = f"reconnect_needed: {(now.reason if now else None) or error}"
+        else:
+            state = f"failed: {error}"
         return AccountCheck(
-            account.name, account.platform, "-", _expiry(wiring, account), f"failed: {error}", False
+            account.name, account.platform, "-", _expiry(wiring, account), state, False
         )
+    if marked:
+        wiring.tokens.clear_mark(account.platform, account.name)
     shown = identity.handle + (f"@{identity.domain}" if identity.domain else "")
     return AccountCheck(
         account.name,

@@ -51,9 +51,10 @@ def deferred_deliveries_sensor(
         )
     wiring = platforms.wiring()
     check = runnable_campaigns(wiring)
-    held = check.held_accounts | set(held_accounts(wiring))
+    marks = held_accounts(wiring)
+    held = check.held_accounts | set(marks)
     if held and all(record.account in held for record in due):
-        reasons = check.skip_reason() or "; ".join(sorted(set(held_accounts(wiring).values())))
+        reasons = check.skip_reason() or "; ".join(sorted(set(marks.values())))
         return SkipReason(f"{len(due)} due, but {reasons}")
     newest = max(record.updated_at for record in due)
     return RunRequest(run_key=f"redeliver-{len(due)}-{newest.isoformat()}")
