@@ -31,6 +31,11 @@ def _by_name(variable: str, value: str) -> Any:
     return EnvVar(variable) if value and os.environ.get(variable) == value else value
 
 
+def _secret(variable: str, value: SecretStr | None) -> Any:
+    """An optional secret setting, by the variable's name (`_by_name`); "" when unset."""
+    return _by_name(variable, value.get_secret_value() if value else "")
+
+
 def _unless_default(token: SecretStr) -> str:
     value = token.get_secret_value()
     return "" if value == SANDBOX_TOKEN else value
@@ -57,10 +62,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         default_timezone=settings.default_timezone or "",
         publish_max_lateness_seconds=settings.publish_max_lateness.total_seconds(),
         media_cache_dir=str(settings.media_cache_path),
-        secret_key=_by_name(
-            "SOCIAL_SECRET_KEY",
-            settings.secret_key.get_secret_value() if settings.secret_key else "",
-        ),
+        secret_key=_secret("SOCIAL_SECRET_KEY", settings.secret_key),
     )
     return {
         "state_store": state_store,
@@ -68,10 +70,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "reply_writer": ReplyWriterResource(
             llm_base_url=settings.llm_base_url,
             llm_model=settings.llm_model,
-            llm_api_key=_by_name(
-                "SOCIAL_LLM_API_KEY",
-                settings.llm_api_key.get_secret_value() if settings.llm_api_key else "",
-            ),
+            llm_api_key=_secret("SOCIAL_LLM_API_KEY", settings.llm_api_key),
             llm_timeout=settings.llm_timeout,
             llm_max_tokens_field=settings.llm_max_tokens_field,
         ),

@@ -57,7 +57,8 @@ class PlatformsResource(ConfigurableResource):
     default_timezone: str = ""
     publish_max_lateness_seconds: float = 6 * 3600.0
     media_cache_dir: str = ""
-    secret_key: str = ""  # SOCIAL_SECRET_KEY, always by EnvVar (never a config value)
+    # SOCIAL_SECRET_KEY, always by EnvVar (never a config value), and never in a repr.
+    secret_key: str = Field(default="", repr=False)
 
     def wiring(self) -> Wiring:
         overrides: dict[str, dict[str, Any]] = json.loads(self.policies)
