@@ -116,33 +116,31 @@ def _instance_row(home: Path, instance: DagsterInstance) -> Check:
 
 @dataclass(frozen=True)
 class Daemons:
-    """Which daemon threads heartbeat in time: SCHEDULER proves schedules tick, SENSOR
-    that sensors do."""
+    """Which daemon threads evaluate now, by type: SCHEDULER ticks the schedules, SENSOR
+    the sensors. A running instigator whose daemon evaluates should be ticking."""
 
-    healthy: Mapping[str, bool]
+    evaluating: Mapping[str, bool]
 
     def up(self, daemon_type: str) -> bool:
-        return self.healthy.get(daemon_type, False)
+        return self.evaluating.get(daemon_type, False)
 
 
 def daemon_checks(
     instance: DagsterInstance, now: datetime, *, no_daemon_ok: bool
 ) -> tuple[list[Check], Daemons]:
-    """One row when every required daemon heartbeats in time (or none does), else one row
-    per daemon that does not; `no_daemon_ok` turns "not running" into a warning."""
+    """One row when every required daemon heartbeats in time (or none does), else a row
+    per finding naming the daemons it is about; `no_daemon_ok` turns "not running" into a
+    warning, and then a daemon missing beats no longer counts as evaluating."""
     required = list(instance.get_required_daemon_types())
     failing = Status.WARN if no_daemon_ok else Status.PROBLEM
     accepted = " (accepted: --no-daemon-ok)" if no_daemon_ok else ""
     if not required:
-        return [
-            Check("daemon", failing, f"an ephemeral instance runs no daemon: {NO_DAEMON}{accepted}")
-        ], Daemons({})
+        detail = f"an ephemeral instance runs no daemon: {NO_DAEMON}{accepted}"
+        return [Check("daemon", failing, detail)], Daemons({})
     heartbeats = instance.get_daemon_heartbeats()
     if not any(daemon in heartbeats for daemon in required):
         hint = "" if no_daemon_ok else " (`make dev` or `dagster-daemon run` starts one)"
-        return [Check("daemon", failing, f"{NO_DAEMON}{hint}{accepted}")], Daemons(
-            dict.fromkeys(required, False)
-        )
+        return [Check("daemon", failing, f"{NO_DAEMON}{hint}{accepted}")], Daemons({})
     tolerance = heartbeat_tolerance()
     statuses = get_daemon_statuses(
         instance,
@@ -151,48 +149,49 @@ def daemon_checks(
         ignore_errors=True,
         heartbeat_tolerance_seconds=tolerance,
     )
-    allowed = timedelta(seconds=DEFAULT_HEARTBEAT_INTERVAL_SECONDS + tolerance)
-    rows: list[Check] = []
-    ages: list[timedelta] = []
+    every = DEFAULT_HEARTBEAT_INTERVAL_SECONDS
+    rule = f"one every {every} s; Dagster's tolerance: {every} s + {tolerance:.0f} s"
+    late = timedelta(seconds=MISSED_BEATS_WARNING * DEFAULT_HEARTBEAT_INTERVAL_SECONDS)
+    # Findings by kind, each with the daemons it is about and the oldest heartbeat among them.
+    found: dict[str, list[str]] = {}
+    ages: dict[str, timedelta] = {}
+    evaluating: dict[str, bool] = {}
     for daemon, status in statuses.items():
-        name = f"daemon {daemon}"
         beat = status.last_heartbeat
+        age = now - datetime.fromtimestamp(beat.timestamp, UTC) if beat else None
+        if age is not None:
+            ages[daemon] = age
         if beat is None:
-            rows.append(Check(name, failing, f"no heartbeat: this daemon is not running{accepted}"))
-            continue
-        age = now - datetime.fromtimestamp(beat.timestamp, UTC)
-        ages.append(age)
-        if not status.healthy:
-            rows.append(
-                Check(
-                    name,
-                    failing,
-                    f"last heartbeat {duration(age)} ago, beyond Dagster's tolerance of "
-                    f"{duration(allowed)}: the daemon stopped{accepted}",
-                )
-            )
-        elif age > timedelta(seconds=MISSED_BEATS_WARNING * DEFAULT_HEARTBEAT_INTERVAL_SECONDS):
-            rows.append(
-                warn(
-                    name,
-                    f"last heartbeat {duration(age)} ago (one every "
-                    f"{DEFAULT_HEARTBEAT_INTERVAL_SECONDS} s; Dagster tolerates "
-                    f"{duration(allowed)}): the daemon may have stopped or be stuck",
-                )
-            )
+            kind = "missing"
+        elif not status.healthy:
+            kind = "stopped"
+        elif age is not None and age > late:
+            kind = "late"
         elif beat.errors:
-            rows.append(warn(name, f"heartbeats, with an error: {beat.errors[0].message.strip()}"))
-    healthy = {daemon: bool(status.healthy) for daemon, status in statuses.items()}
-    if not rows:
-        newest = max(ages)
-        rows.append(
-            ok(
-                "daemon",
-                f"{len(statuses)} daemon(s) heartbeat, the oldest {duration(newest)} ago: "
-                + ", ".join(statuses),
-            )
-        )
-    return rows, Daemons(healthy)
+            kind = f"error: {beat.errors[0].message.strip().splitlines()[0]}"
+        else:
+            kind = "fresh"
+        found.setdefault(kind, []).append(daemon)
+        evaluating[daemon] = bool(status.healthy) and (kind != "late" or not no_daemon_ok)
+    rows: list[Check] = []
+    for kind, daemons in found.items():
+        oldest = max((ages[d] for d in daemons if d in ages), default=None)
+        name = "daemon" if len(daemons) == len(required) else f"daemon {', '.join(daemons)}"
+        which = ", ".join(daemons)
+        since = f"last heartbeat {duration(oldest)} ago" if oldest is not None else ""
+        if kind == "fresh":
+            rows.append(ok(name, f"{which}: {since}"))
+        elif kind == "missing":
+            rows.append(Check(name, failing, f"{which}: no heartbeat: not running{accepted}"))
+        elif kind == "stopped":
+            detail = f"{which}: {since}, beyond Dagster's tolerance ({rule}): stopped{accepted}"
+            rows.append(Check(name, failing, detail))
+        elif kind == "late":
+            detail = f"{which}: {since} ({rule}): the daemon may have stopped or be stuck"
+            rows.append(warn(name, detail))
+        else:
+            rows.append(warn(name, f"{which}: {since}, with an {kind}"))
+    return rows, Daemons(evaluating)
 
 
 @contextmanager
@@ -285,7 +284,8 @@ def _sensor(
     age = now - datetime.fromtimestamp(tick.timestamp, UTC)
     if age > stale_after:
         return problem(
-            name, f"{detail}: no tick for over {duration(stale_after)} while the daemon is up"
+            name,
+            f"{detail}: no tick for over {duration(stale_after)}: the daemon is not evaluating it",
         )
     return ok(name, detail)
 
@@ -320,7 +320,8 @@ def _schedule(
     if tick is None or tick.timestamp < due.timestamp():
         return problem(
             name,
-            f"{detail}: its tick of {when(due.astimezone(UTC))} is missing while the daemon is up",
+            f"{detail}: its tick of {when(due.astimezone(UTC))} is missing: the scheduler "
+            "is not ticking it",
         )
     return ok(name, detail)
 

@@ -83,6 +83,17 @@ def is_dagster_ui(argv: list[str]) -> bool:
     )
 
 
+def _program(argv: list[str]) -> str:
+    """The program a command line runs, without its arguments (they are not ours to show):
+    `dagster-webserver`, `python -m dagster_webserver`, `dagster dev`."""
+    names = [os.path.basename(arg) for arg in argv]
+    if "-m" in argv[1:2] and len(argv) > 2:
+        return f"{names[0]} -m {argv[2]}"
+    if names[0].startswith("python") and len(names) > 1:
+        names = names[1:]
+    return " ".join(names[:2]) if names[1:2] == ["dev"] else names[0]
+
+
 def _processes(proc: Path) -> Iterable[tuple[int, list[str]]]:
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -126,7 +137,7 @@ def ui_listeners(proc: Path = PROC) -> tuple[list[Listener], list[int]]:
         if inodes is None:
             unreadable.append(pid)
             continue
-        command = " ".join(os.path.basename(arg) for arg in argv[:3])
+        command = _program(argv)
         for inode in sorted(inodes & sockets.keys()):
             address, port = sockets[inode]
             found.append(Listener(pid, command, address, port))

@@ -12,7 +12,13 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.scheduler.instigation import TickData, TickStatus
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    ScheduleInstigatorData,
+    TickData,
+    TickStatus,
+)
 from dagster._daemon.types import DaemonHeartbeat
 
 from social_pipelines.doctor.instance import CODE_LOCATION, NO_DAEMON, code_location
@@ -25,10 +31,10 @@ from social_pipelines_tests.doctor.conftest import REPO, Doctor
 from social_pipelines_tests.store.helpers import LEASE, make_draft
 
 
-def _beat(instance: DagsterInstance, age: timedelta) -> None:
-    """Every daemon the instance requires heartbeats, `age` ago."""
+def _beat(instance: DagsterInstance, age: timedelta, *only: str) -> None:
+    """Every daemon the instance requires (or `only` those) heartbeats, `age` ago."""
     at = (datetime.now(UTC) - age).timestamp()
-    for daemon in instance.get_required_daemon_types():
+    for daemon in only or instance.get_required_daemon_types():
         instance.add_daemon_heartbeat(DaemonHeartbeat(at, daemon, "test-daemon", []))
 
 
@@ -80,7 +86,7 @@ def test_a_fresh_heartbeat_proves_the_daemon_and_an_old_one_does_not(
     fresh = doctor()
     assert fresh.code == 0
     assert fresh.status("daemon") == "ok"
-    for daemon in ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"):
+    for daemon in ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING"):
         assert daemon in fresh.detail("daemon")
     # Up, but it has not evaluated the sensors yet: worth a look, not a failure.
     assert fresh.status("sensor due_posts_sensor") == "warn"
@@ -88,16 +94,25 @@ def test_a_fresh_heartbeat_proves_the_daemon_and_an_old_one_does_not(
     _beat(instance, timedelta(minutes=5))  # missed beats, within Dagster's tolerance
     late = doctor()
     assert late.code == 0
-    assert late.status("daemon SENSOR") == "warn"
-    assert "may have stopped" in late.detail("daemon SENSOR")
+    assert late.status("daemon") == "warn"
+    assert "may have stopped" in late.detail("daemon")
 
     _beat(instance, timedelta(hours=2))  # beyond Dagster's 30 s + 1800 s
     old = doctor()
     assert old.code == 1
-    assert old.status("daemon SENSOR") == "problem"
-    assert old.status("daemon SCHEDULER") == "problem"
-    assert "beyond Dagster's tolerance" in old.detail("daemon SCHEDULER")
+    assert old.named("problem") == ["daemon"]
+    assert "SENSOR, " in old.detail("daemon") and "beyond Dagster's tolerance" in old.detail(
+        "daemon"
+    )
     assert doctor("--no-daemon-ok").code == 0
+
+    # One daemon thread stopped while the others beat: named on its own.
+    _beat(instance, timedelta(seconds=1))
+    _beat(instance, timedelta(hours=2), "SCHEDULER")
+    one = doctor()
+    assert one.code == 1
+    assert one.named("problem") == ["daemon SCHEDULER"]
+    assert one.status(next(name for name in one.rows if name.startswith("daemon SENSOR"))) == "ok"
 
 
 def test_a_running_sensor_that_stopped_ticking_while_the_daemon_is_up_is_a_problem(
@@ -112,6 +127,48 @@ def test_a_running_sensor_that_stopped_ticking_while_the_daemon_is_up_is_a_probl
     assert "no tick for over" in found.detail("sensor due_posts_sensor")
     assert found.status("sensor deferred_deliveries_sensor") == "ok"
     assert "skipped: nothing due" in found.detail("sensor deferred_deliveries_sensor")
+
+
+def test_a_running_schedule_that_missed_its_tick_while_the_daemon_is_up_is_a_problem(
+    doctor: Doctor, instance: DagsterInstance
+) -> None:
+    _beat(instance, timedelta(seconds=1))
+    now = datetime.now(UTC)
+    with code_location(instance) as repository:
+        schedule = repository.get_schedule("token_refresh_schedule")
+        # Running since an hour ago, as the scheduler records a schedule it starts.
+        instance.add_instigator_state(
+            InstigatorState(
+                schedule.get_remote_origin(),
+                InstigatorType.SCHEDULE,
+                InstigatorStatus.DECLARED_IN_CODE,
+                ScheduleInstigatorData(
+                    schedule.cron_schedule, start_timestamp=(now - timedelta(hours=1)).timestamp()
+                ),
+            )
+        )
+        owed = next(
+            schedule.execution_time_iterator((now - timedelta(minutes=5)).timestamp(), False)
+        )
+        missed = doctor()
+        assert missed.code == 1
+        assert missed.named("problem") == ["schedule token_refresh_schedule"]
+        assert f"{owed:%H:%M:%S} UTC is missing" in missed.detail("schedule token_refresh_schedule")
+
+        instance.create_tick(
+            TickData(
+                instigator_origin_id=schedule.get_remote_origin_id(),
+                instigator_name=schedule.name,
+                instigator_type=InstigatorType.SCHEDULE,
+                status=TickStatus.SKIPPED,
+                timestamp=owed.timestamp(),
+                selector_id=schedule.selector_id,
+                skip_reason="no account holds tokens that expire",
+            )
+        )
+    ticked = doctor()
+    assert ticked.status("schedule token_refresh_schedule") == "ok"
+    assert "no account holds tokens" in ticked.detail("schedule token_refresh_schedule")
 
 
 def test_a_stopped_sensor_that_runs_by_default_is_a_problem(

@@ -53,7 +53,7 @@ def test_a_webserver_listening_on_every_interface_is_a_warning(tmp_path: Path) -
     with listener(tmp_path, "dagster-webserver", "0.0.0.0") as (pid, port):
         check = webserver_check()
     assert check.status == Status.WARN
-    assert f"pid {pid} " in check.detail and f"0.0.0.0:{port}" in check.detail
+    assert f"pid {pid} (dagster-webserver) on 0.0.0.0:{port}" in check.detail
     assert "no authentication" in check.detail
 
 
