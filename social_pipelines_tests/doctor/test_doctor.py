@@ -387,3 +387,11 @@ def test_a_token_expiring_within_the_hour_and_plain_tokens_warn_an_unconnected_x
     assert "expires in 30 min" in found.detail("account sky")
     assert found.status("token encryption") == "warn"
     assert "SOCIAL_SECRET_KEY is not set" in found.detail("token encryption")
+
+
+def test_a_database_url_is_shown_without_its_password() -> None:
+    from social_pipelines.doctor.state import shown_url
+
+    shown = shown_url("postgresql://social:s3cret-pw@db.internal:5432/social_state")
+    assert "s3cret-pw" not in shown
+    assert shown == "postgresql://social:***@db.internal:5432/social_state"

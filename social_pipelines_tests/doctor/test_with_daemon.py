@@ -49,26 +49,26 @@ def daemon(home: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
                 process.wait(timeout=5)
 
 
-def _ticked(instance: DagsterInstance) -> bool:
-    """Every required daemon has heartbeat and every sensor has a tick."""
+def _ticked(instance: DagsterInstance, sensors: list[tuple[str, str]]) -> bool:
+    """Every required daemon has heartbeat and every sensor (origin, selector) has a tick."""
     heartbeats = instance.get_daemon_heartbeats()
     if not all(d in heartbeats for d in instance.get_required_daemon_types()):
         return False
-    with code_location(instance) as repository:
-        for name in SENSORS:
-            sensor = repository.get_sensor(name)
-            if not instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id, limit=1):
-                return False
-    return True
+    return all(instance.get_ticks(origin, selector, limit=1) for origin, selector in sensors)
 
 
 def test_a_running_daemon_is_proved_by_its_heartbeats_and_the_sensors_ticks(
     doctor: Doctor, home: Path, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     log = tmp_path / "daemon.log"
+    with code_location(instance) as repository:
+        sensors = [
+            (sensor.get_remote_origin_id(), sensor.selector_id)
+            for sensor in map(repository.get_sensor, SENSORS)
+        ]
     with daemon(home, log) as process:
         deadline = time.monotonic() + 60
-        while not _ticked(instance):
+        while not _ticked(instance, sensors):
             assert process.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.5)
