@@ -22,11 +22,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from social_pipelines.accounts import AccountBook
 from social_pipelines.errors import ConfigError, SocialError
 from social_pipelines.platforms.account import AccountBase
 from social_pipelines.platforms.auth import AuthorizationFlow, pkce_pair
 from social_pipelines.platforms.catalog import spec_for
-from social_pipelines.settings import load_settings
+from social_pipelines.settings import Settings, load_settings
 from social_pipelines.wiring import Wiring, wire_settings
 
 DEFAULT_REDIRECT_PORT = 8976  # register http://127.0.0.1:8976/callback with the X app
@@ -59,7 +60,7 @@ def check_account(wiring: Wiring, account: AccountBase) -> AccountCheck:
         else:
             state = f"failed: {error}"
         return AccountCheck(
-            account.name, account.platform, "-", _expiry(wiring, account), state, False
+            account.name, account.platform, "-", token_expiry(wiring, account), state, False
         )
     if marked:
         wiring.tokens.clear_mark(account.platform, account.name)
@@ -68,13 +69,14 @@ def check_account(wiring: Wiring, account: AccountBase) -> AccountCheck:
         account.name,
         account.platform,
         f"{shown} ({identity.account_id})",
-        _expiry(wiring, account),
+        token_expiry(wiring, account),
         "ok",
         True,
     )
 
 
-def _expiry(wiring: Wiring, account: AccountBase) -> str:
+def token_expiry(wiring: Wiring, account: AccountBase) -> str:
+    """The account's token expiry as a person reads it (`accounts check`, `doctor`)."""
     if spec_for(account.platform).authenticator is None:
         return "does not expire"
     row = wiring.tokens.get(account.platform, account.name)
@@ -103,15 +105,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     wiring = wire_settings(settings)
     book = wiring.accounts()
     checks = [check_account(wiring, account) for account in book.accounts.values()]
-    warnings: list[str] = []
-    if settings.secret_key is None and (
-        wiring.tokens.any_plain()
-        or any(spec_for(a.platform).authenticator for a in book.accounts.values())
-    ):
-        warnings.append(
-            "SOCIAL_SECRET_KEY is not set: stored tokens and sessions are kept unencrypted "
-            "in the state store"
-        )
+    warning = unencrypted_tokens(settings, wiring, book)
+    warnings = [warning] if warning else []
     if args.json:
         print(json.dumps({"accounts": [asdict(c) for c in checks], "warnings": warnings}, indent=2))
     else:
@@ -119,6 +114,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
     return 0 if all(check.ok for check in checks) else 1
+
+
+def unencrypted_tokens(settings: Settings, wiring: Wiring, book: AccountBook) -> str | None:
+    """Why stored tokens are (or will be) kept in the clear, if they are: no key is set and
+    some tokens are stored plainly, or an account's platform stores tokens."""
+    if settings.secret_key is None and (
+        wiring.tokens.any_plain()
+        or any(spec_for(a.platform).authenticator for a in book.accounts.values())
+    ):
+        return (
+            "SOCIAL_SECRET_KEY is not set: stored tokens and sessions are kept unencrypted "
+            "in the state store"
+        )
+    return None
 
 
 def _table(checks: list[AccountCheck]) -> None:

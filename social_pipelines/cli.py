@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from social_pipelines.accounts_cli import add_commands as add_account_commands
 from social_pipelines.delivery import NEW, Outcome
+from social_pipelines.doctor.cli import add_commands as add_doctor_command
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryState
 from social_pipelines.posts_cli import add_commands
@@ -268,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_commands(commands)
     add_account_commands(commands)
+    add_doctor_command(commands)
 
     args = parser.parse_args(argv)
     try:

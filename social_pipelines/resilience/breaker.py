@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from social_pipelines.clock import Clock, utcnow
 from social_pipelines.errors import PLATFORM_UNWELL, CircuitOpen
-from social_pipelines.store.breakers import BreakerRow
+from social_pipelines.store.breakers import BreakerRow, all_breaker_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,3 +205,21 @@ class SharedBreaker:
         # the caller re-raises the original error either way.
         with contextlib.suppress(Exception):
             self.breaker.call(fail_again)
+
+
+def stored_snapshots(
+    engine: sa.Engine, reset_seconds: Callable[[str], float]
+) -> list[BreakerSnapshot]:
+    """Every breaker the store holds, as snapshots, read only (no row is created);
+    `reset_seconds` gives each breaker's reset timeout by name (from its policy)."""
+    snapshots = []
+    for row in all_breaker_rows(engine):
+        reset_at = (
+            row.opened_at + timedelta(seconds=reset_seconds(row.name))
+            if row.state != CLOSED and row.opened_at
+            else None
+        )
+        snapshots.append(
+            BreakerSnapshot(row.name, row.state, row.fail_counter, row.opened_at, reset_at)
+        )
+    return snapshots

@@ -112,3 +112,9 @@ class BreakerRow:
                     reason=reason,
                 )
             )
+
+
+def all_breaker_rows(engine: sa.Engine) -> list[sa.Row]:
+    """Every breaker's row, by name: what an operator looks at (`doctor`)."""
+    with engine.connect() as connection:
+        return list(connection.execute(sa.select(circuit_breakers).order_by(_b.name)))

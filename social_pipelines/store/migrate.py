@@ -19,6 +19,7 @@ a store at once, the first upgrades it and the others find it done.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,48 @@ def ensure_schema(engine: sa.Engine) -> str | None:
     if found == HEAD:
         return found
     return _upgrade(engine)
+
+
+@dataclass(frozen=True)
+class StoredSchema:
+    """Where a store's schema stands, read without changing it (`doctor`)."""
+
+    revision: str | None  # None: no revision table (a new store, or one from before Alembic)
+    legacy_version: int | None = None  # the pre-Alembic version number, if that is all it has
+
+    @property
+    def is_new(self) -> bool:
+        return self.revision is None and self.legacy_version is None
+
+    @property
+    def is_current(self) -> bool:
+        return self.revision == HEAD
+
+    @property
+    def is_known(self) -> bool:
+        """Whether this code can upgrade it (False: a newer release upgraded it)."""
+        if self.legacy_version is not None:
+            return self.legacy_version in LEGACY_REVISIONS
+        return self.revision is None or self.revision in _known_revisions()
+
+    def describe(self) -> str:
+        if self.is_new:
+            return "a new store (no tables yet)"
+        if self.revision is None:
+            return f"schema version {self.legacy_version} (from before Alembic)"
+        return f"revision {self.revision}"
+
+
+def stored_schema(engine: sa.Engine) -> StoredSchema:
+    """The store's revision as it is, nothing upgraded: what `ensure_schema` would start
+    from. Raises SQLAlchemy's OperationalError when the store cannot be reached."""
+    with engine.connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+        if VERSION_TABLE in tables:
+            return StoredSchema(connection.execute(_CURRENT).scalar())
+        if LEGACY_VERSION_TABLE in tables:
+            return StoredSchema(None, connection.execute(_LEGACY).scalar_one())
+    return StoredSchema(None)
 
 
 def _read_revision(engine: sa.Engine) -> str | None:

@@ -372,11 +372,15 @@ class Outbox:
         statuses: Iterable[OutboxStatus] | None = None,
         origin: Origin | None = None,
         limit: int | None = None,
+        changed_since: datetime | None = None,
     ) -> builtins.list[PostRecord]:
-        """Posts by time, earliest first."""
+        """Posts by time, earliest first; with `changed_since`, only those whose row changed
+        since then (a status set, a revision)."""
         query = sa.select(posts).order_by(_p.at, _p.post_id)
         if statuses is not None:
             query = query.where(_p.status.in_([str(s) for s in statuses]))
+        if changed_since is not None:
+            query = query.where(_p.updated_at >= changed_since)
         if origin is not None:
             query = query.where(_p.origin == str(origin))
         if limit is not None:

@@ -8,20 +8,39 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from social_pipelines.clock import Clock, utcnow
 from social_pipelines.models import DeliveryState
 from social_pipelines.store.records import BY_ID, DeliveryRecord
-from social_pipelines.store.schema import deliveries, delivery_attempts
+from social_pipelines.store.schema import UtcDateTime, deliveries, delivery_attempts
 
 _c = deliveries.c
 # How many subjects one IN (...) names: well below every backend's parameter limit.
 _SUBJECTS_PER_QUERY = 500
 # States that wait for a not-before time: deferred ones, and unknown ones settling.
 _WAITING = [str(DeliveryState.FAILED), str(DeliveryState.PLANNED), str(DeliveryState.UNKNOWN)]
+# Waiting for a not-before time and nothing else: deferred (a quota, a long Retry-After).
+_DEFERRABLE = [str(DeliveryState.FAILED), str(DeliveryState.PLANNED)]
+
+
+@dataclass(frozen=True)
+class LedgerOverview:
+    """What an operator asks of the ledger at a glance (`doctor`): what waits, what may
+    already be out, what was given up."""
+
+    deferred: int  # failed or planned, with a not-before time still ahead
+    next_deferred_at: datetime | None
+    due: int  # its time has come (or its claimant is gone) and no run holds it
+    due_since: datetime | None  # the earliest of those times
+    unknown: int  # may have reached the platform: reconciled before any new attempt
+    oldest_unknown: datetime | None
+    dead: int  # every dead letter
+    recent_dead: builtins.list[DeliveryRecord]  # the newest of those dead since the time asked
+    recent_dead_count: int  # how many died since then
 
 
 class DeliveryQueries:
@@ -62,15 +81,19 @@ class DeliveryQueries:
         campaign: str | None = None,
         limit: int = 1000,
         newest: bool = False,
+        changed_since: datetime | None = None,
     ) -> builtins.list[DeliveryRecord]:
         """Deliveries in the order they were planned, or with `newest` the most recently
-        changed first (what a person looking at the ledger wants to see)."""
+        changed first (what a person looking at the ledger wants to see); with
+        `changed_since`, only those changed since then."""
         order = (_c.updated_at.desc(), _c.delivery_id.desc()) if newest else (_c.created_at,)
         query = sa.select(deliveries).order_by(*order).limit(limit)
         if states is not None:
             query = query.where(_c.state.in_([str(s) for s in states]))
         if campaign is not None:
             query = query.where(_c.campaign == campaign)
+        if changed_since is not None:
+            query = query.where(_c.updated_at >= changed_since)
         with self.engine.connect() as connection:
             return [DeliveryRecord.from_row(row) for row in connection.execute(query)]
 
@@ -120,6 +143,65 @@ class DeliveryQueries:
         )
         with self.engine.connect() as connection:
             return frozenset(row.remote_id for row in connection.execute(query))
+
+    def overview(
+        self, *, dead_since: datetime, due_for: timedelta = timedelta(0), dead_shown: int = 5
+    ) -> LedgerOverview:
+        """Counts of what waits (deferred; due for at least `due_for` and not taken; unknown)
+        and of the dead letters, with the newest `dead_shown` of those dead since
+        `dead_since`. A few aggregate reads on one connection."""
+        now = self.clock()
+        # When a waiting row fell due: its not-before time, else its last change; a sending
+        # row's when its claimant's lease ran out.
+        due_at = sa.type_coerce(
+            sa.case(
+                (_c.state == str(DeliveryState.SENDING), _c.lease_until),
+                else_=sa.func.coalesce(_c.not_before, _c.updated_at),
+            ),
+            UtcDateTime(),
+        )
+        deferred = sa.and_(_c.state.in_(_DEFERRABLE), _c.not_before > now)
+        due = sa.and_(
+            sa.or_(
+                _c.state.in_(_WAITING),
+                sa.and_(_c.state == str(DeliveryState.SENDING), _c.lease_until < now),
+            ),
+            due_at <= now - due_for,
+        )
+        unknown = _c.state == str(DeliveryState.UNKNOWN)
+        dead = _c.state == str(DeliveryState.DEAD)
+        recently_dead = sa.and_(dead, _c.updated_at >= dead_since)
+        count = sa.func.count()
+        with self.engine.connect() as connection:
+            deferred_n, next_deferred = connection.execute(
+                sa.select(count, sa.func.min(_c.not_before)).where(deferred)
+            ).one()
+            due_n, due_since = connection.execute(
+                sa.select(count, sa.func.min(due_at)).where(due)
+            ).one()
+            unknown_n, oldest_unknown = connection.execute(
+                sa.select(count, sa.func.min(_c.updated_at)).where(unknown)
+            ).one()
+            dead_n = connection.execute(sa.select(count).where(dead)).scalar_one()
+            recent_n = connection.execute(sa.select(count).where(recently_dead)).scalar_one()
+            newest = connection.execute(
+                sa.select(deliveries)
+                .where(recently_dead)
+                .order_by(_c.updated_at.desc(), _c.delivery_id.desc())
+                .limit(dead_shown)
+            )
+            recent_dead = [DeliveryRecord.from_row(row) for row in newest]
+        return LedgerOverview(
+            deferred=deferred_n,
+            next_deferred_at=next_deferred,
+            due=due_n,
+            due_since=due_since,
+            unknown=unknown_n,
+            oldest_unknown=oldest_unknown,
+            dead=dead_n,
+            recent_dead=recent_dead,
+            recent_dead_count=recent_n,
+        )
 
     def next_due_at(self) -> datetime | None:
         """The earliest not-before time among deferred deliveries and unknown ones waiting

@@ -122,3 +122,23 @@ def locked_quota_until(
         frees_at = (oldest_to_free or now) + rule.window
         latest = frees_at if latest is None else max(latest, frees_at)
     return latest
+
+
+def used_by_account(
+    engine: sa.Engine, *, since: datetime, now: datetime
+) -> dict[tuple[str, str], int]:
+    """What `locked_quota_until` counts for every account at once, by (platform, account
+    name): posts sent since `since`, sends in flight now, unknown outcomes since `since`.
+    A read for people (`doctor`), never a decision: decisions count under the lock."""
+    counted = sa.or_(
+        sa.and_(_c.state == str(DeliveryState.SENT), _c.sent_at >= since),
+        sa.and_(_c.state == str(DeliveryState.SENDING), _c.lease_until >= now),
+        sa.and_(_c.state == str(DeliveryState.UNKNOWN), _c.updated_at >= since),
+    )
+    query = (
+        sa.select(_c.platform, _c.account, sa.func.count())
+        .where(counted)
+        .group_by(_c.platform, _c.account)
+    )
+    with engine.connect() as connection:
+        return {(row[0], row[1]): row[2] for row in connection.execute(query)}
