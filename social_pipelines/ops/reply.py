@@ -26,12 +26,12 @@ from pydantic import Field
 from social_pipelines.campaigns import CampaignBook, CampaignProblem, source_of
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
-from social_pipelines.models import DeliveryKind, Draft, delivery_id
+from social_pipelines.models import DeliveryKind, Draft, SearchResult, delivery_id
 from social_pipelines.ops.settle import platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.platforms.capabilities import Source
 from social_pipelines.platforms.mastodon import NAME as MASTODON
-from social_pipelines.replies.selection import choose_posts, oldest_answerable
+from social_pipelines.replies.selection import age_cutoff, choose_posts
 from social_pipelines.replies.steps import (
     CampaignPlan,
     CampaignReport,
@@ -167,52 +167,57 @@ def search_posts(
 ) -> Found:
     """Read the campaign's source back to the oldest post it may answer, up to the end of
     the window (later posts are the next window's, and must not use up `search_limit`);
-    say so when a limit stopped the search first, or when it found nothing."""
+    say so when a limit stopped the search first, or when it found nothing.
+
+    The age cutoff counts from now: a window replayed long after it ended (a backfill)
+    loses the part of it written before the cutoff, and one that ended before the cutoff
+    is not searched at all. Either is a limit that stopped work, said in the log and the
+    metadata (`age_cutoff`, `window_past_age_cutoff`), never left to look like a quiet
+    window."""
     campaign = plan.campaign
     account = platforms.account(campaign.account)
     source = source_of(campaign, account.platform)
-    since = oldest_answerable(campaign, window_end=plan.window_end, now=datetime.now(UTC))
+    cutoff = age_cutoff(
+        campaign, window_start=plan.window_start, window_end=plan.window_end, now=datetime.now(UTC)
+    )
+    since = cutoff.oldest
     with (
         platform_errors(context, platforms.policy(account)),
         platforms.connect(account, log=context.log) as platform,
     ):
         identity = platform.whoami()
-        result = platform.search(
-            campaign.query,
-            limit=campaign.search_limit,
-            since=since,
-            until=plan.window_end,
-            source=source,
-        )
-    what = _searched(source, campaign.query)
-    if not result.complete:
-        context.log.warning(
-            f"{campaign.name}: {what} stopped at {result.stopped_by} "
-            f"before reaching {since:%Y-%m-%d %H:%M} UTC: {result.not_examined} match(es) "
-            "already fetched were not examined"
-            + (", and the platform has more" if result.more_beyond else "")
-            + "; raise search_limit or narrow the query"
-        )
-    elif not result.posts:
-        context.log.warning(
-            f"{campaign.name}: {what} found no posts of other accounts "
-            f"from {since:%Y-%m-%d %H:%M} to {plan.window_end:%Y-%m-%d %H:%M} UTC "
-            f"({result.own_skipped} of our own)"
-            + (
-                "; on Mastodon, full-text search needs the server's Elasticsearch and "
-                "covers only posts whose authors opted in: a hashtag timeline "
-                '(source = "hashtag") or the mentions (source = "mentions") are dependable'
-                if source == Source.SEARCH and account.platform == MASTODON
-                else ""
+        result = (
+            SearchResult(posts=[])
+            if cutoff.whole_window
+            else platform.search(
+                campaign.query,
+                limit=campaign.search_limit,
+                since=since,
+                until=plan.window_end,
+                source=source,
             )
         )
+    if cut := cutoff.warning(campaign.name):
+        context.log.warning(cut)
+    # A window past the cutoff was not searched: the cutoff's warning is all there is.
+    if not cutoff.whole_window and (
+        short := _search_warning(
+            plan, result, since=since, source=source, platform=account.platform
+        )
+    ):
+        context.log.warning(short)
     context.add_output_metadata(
         {
             "source": str(source),
             "query": campaign.query,
             "found": len(result.posts),
-            "searched_back_to": f"{since:%Y-%m-%d %H:%M:%S} UTC",
+            "searched_back_to": "not searched: the window is past the age cutoff"
+            if cutoff.whole_window
+            else f"{since:%Y-%m-%d %H:%M:%S} UTC",
             "searched_up_to": f"{plan.window_end:%Y-%m-%d %H:%M:%S} UTC",
+            "age_cutoff": f"{cutoff.oldest:%Y-%m-%d %H:%M:%S} UTC",
+            "window_past_age_cutoff": cutoff.extent,
+            "window_minutes_past_age_cutoff": round(cutoff.cut.total_seconds() / 60),
             "pages": result.pages,
             "own_posts_skipped": result.own_skipped,
             "search_complete": result.complete,
@@ -222,6 +227,36 @@ def search_posts(
         }
     )
     return Found(plan=plan, identity=identity, posts=result.posts, search=result)
+
+
+def _search_warning(
+    plan: CampaignPlan, result: SearchResult, *, since: datetime, source: Source, platform: str
+) -> str | None:
+    """What the log says when a limit stopped the search early, or it found nothing."""
+    campaign = plan.campaign
+    what = _searched(source, campaign.query)
+    if not result.complete:
+        return (
+            f"{campaign.name}: {what} stopped at {result.stopped_by} "
+            f"before reaching {since:%Y-%m-%d %H:%M} UTC: {result.not_examined} match(es) "
+            "already fetched were not examined"
+            + (", and the platform has more" if result.more_beyond else "")
+            + "; raise search_limit or narrow the query"
+        )
+    if not result.posts:
+        return (
+            f"{campaign.name}: {what} found no posts of other accounts "
+            f"from {since:%Y-%m-%d %H:%M} to {plan.window_end:%Y-%m-%d %H:%M} UTC "
+            f"({result.own_skipped} of our own)"
+            + (
+                "; on Mastodon, full-text search needs the server's Elasticsearch and "
+                "covers only posts whose authors opted in: a hashtag timeline "
+                '(source = "hashtag") or the mentions (source = "mentions") are dependable'
+                if source == Source.SEARCH and platform == MASTODON
+                else ""
+            )
+        )
+    return None
 
 
 def _searched(source: Source, query: str) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from social_pipelines.campaigns import Campaign
 from social_pipelines.models import DeliveryState, Identity, SocialPost
-from social_pipelines.replies.selection import Selection, choose_posts
+from social_pipelines.replies.selection import AgeCutoff, Selection, age_cutoff, choose_posts
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ME = Identity(platform="mastodon", account_id="me", handle="brand", domain="social.example")
@@ -152,3 +152,46 @@ def test_a_post_found_twice_is_answered_once() -> None:
 def test_duplicates_do_not_use_up_max_replies() -> None:
     posts = [_post("a", 3), _post("a", 3), _post("b", 2)]
     assert _ids(_select(posts, max_replies=2)) == ["a", "b"]
+
+
+def _cutoff(*, window_end: datetime, max_age_hours: float = 5) -> AgeCutoff:
+    campaign = CAMPAIGN.model_copy(update={"max_age_hours": max_age_hours})
+    return age_cutoff(
+        campaign, window_start=window_end - timedelta(hours=2), window_end=window_end, now=NOW
+    )
+
+
+def test_a_window_run_on_time_loses_nothing_to_the_age_cutoff() -> None:
+    cutoff = _cutoff(window_end=NOW - timedelta(minutes=3))
+    assert (cutoff.extent, cutoff.cut, cutoff.warning("c")) == ("none", timedelta(0), None)
+
+
+def test_a_replayed_window_loses_the_part_before_the_cutoff_counted_from_now() -> None:
+    # Window 06:00-08:00 replayed at 12:00 with max_age_hours=5: the cutoff is 07:00 (from
+    # now), not 03:00 (from the window's end).
+    cutoff = _cutoff(window_end=NOW - timedelta(hours=4))
+    assert cutoff.oldest == NOW - timedelta(hours=5)
+    assert (cutoff.extent, cutoff.cut) == ("part", timedelta(hours=1))
+    assert cutoff.warning("zebras") == (
+        "zebras: posts written in window 2025-03-01 06:00-08:00 UTC before the age cutoff "
+        "2025-03-01 07:00:00 UTC (max_age_hours=5 before now) are not answered and were "
+        "not searched (1 h 00 min of the window); the rest of the window is"
+    )
+
+
+def test_a_window_that_ended_before_the_cutoff_is_wholly_past_it() -> None:
+    cutoff = _cutoff(window_end=NOW - timedelta(hours=5))
+    assert cutoff.whole_window
+    assert (cutoff.extent, cutoff.cut) == ("whole", timedelta(hours=2))
+    assert cutoff.warning("zebras") == (
+        "zebras: window 2025-03-01 05:00-07:00 UTC ended before the age cutoff "
+        "2025-03-01 07:00:00 UTC (max_age_hours=5 before now): none of its posts may be "
+        "answered any more, so it was not searched"
+    )
+
+
+def test_an_age_limit_shorter_than_a_window_cuts_every_run_on_time() -> None:
+    # max_age_hours=1.5 run at the window's end: its first half hour is never answered.
+    cutoff = _cutoff(window_end=NOW, max_age_hours=1.5)
+    assert (cutoff.extent, cutoff.cut) == ("part", timedelta(minutes=30))
+    assert "(30 min of the window)" in (cutoff.warning("c") or "")
