@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -128,6 +129,32 @@ class Settings(BaseSettings):
         description="The field that caps the reply's tokens: OpenAI, vLLM and llama.cpp "
         "take max_completion_tokens; Ollama reads only max_tokens.",
     )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Generic JSON webhook every alert is POSTed to (a failed run, a circuit "
+        "opened, an account to reconnect, a post missed or dead-lettered, a quota used up), "
+        "as documented in the README (schema social_pipelines.alert/1). A secret: never "
+        "logged, only its host is shown. Unset (and no Slack webhook): alerts go to the "
+        "sensors' event log.",
+    )
+    alert_slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming-webhook URL (https://hooks.slack.com/services/...) the "
+        "same alerts are posted to as Slack messages. A secret, like the webhook URL.",
+    )
+    alert_rate_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=600,
+        description="At most this many alerts a minute to each sink; what exceeds it waits "
+        "for the next minute (never dropped). Slack takes about one message a second per "
+        "webhook.",
+    )
+    ui_base_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Where people open the Dagster UI: alerts link each run as "
+        "{SOCIAL_UI_BASE_URL}/runs/{run_id}.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",
@@ -178,7 +205,20 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("sandbox_url")
+    @field_validator("alert_webhook_url", "alert_slack_webhook_url")
+    @classmethod
+    def _secret_http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        # Kept as given (not stripped): definitions.py passes it by EnvVar only while it is
+        # the environment's value exactly.
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Never echo the value: the URL is the secret.
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("sandbox_url", "ui_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -237,13 +277,20 @@ def credential_variables(sandbox_url: str, sandbox_token: str = "") -> dict[str,
     }
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
+)
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
         variable = field if field.isupper() else ENV_PREFIX + field.upper()
         value = item.get("input")
-        shown = "" if isinstance(value, dict) else f"={value!r}"
+        # A secret's value is never shown, not even a malformed one.
+        secret = field in _SECRET_FIELDS
+        shown = "" if isinstance(value, dict) or secret else f"={value!r}"
         lines.append(f"{variable}{shown}: {item['msg']}")
     return "invalid settings: " + "; ".join(lines)
 
