@@ -97,14 +97,14 @@ class HttpSink:
         status = response.status_code
         if status == 429:
             raise RateLimited(
-                f"{self.name} at {self.host} asked to slow down",
+                f"{self.host} asked to slow down",
                 platform=self.name,
                 status_code=status,
                 detail=said,
                 retry_after=_seconds(response.headers.get("Retry-After")),
             )
         kind: type[SocialError] = Transient if status >= 500 else Rejected
-        raise self._error(kind, f"answered HTTP {status}", status_code=status, detail=said)
+        raise self._error(kind, "answered", status_code=status, detail=said)
 
     def _error(
         self,
@@ -114,8 +114,10 @@ class HttpSink:
         status_code: int | None = None,
         detail: str = "",
     ) -> SocialError:
+        # "webhook: http://127.0.0.1:8977 answered (HTTP 500): ..." (the platform prefix
+        # names the sink).
         return kind(
-            f"{self.name} at {self.host} {what}",
+            f"{self.host} {what}",
             platform=self.name,
             status_code=status_code,
             detail=detail,
