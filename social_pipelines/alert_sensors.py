@@ -54,6 +54,12 @@ def _text(metadata: dict[str, Any], name: str) -> str | None:
     return str(value) if value else None
 
 
+def _reasons(metadata: dict[str, Any]) -> tuple[str, ...]:
+    value = metadata.get("reasons")
+    value = getattr(value, "value", value)  # a JsonMetadataValue's list
+    return tuple(str(line) for line in value) if isinstance(value, list) else ()
+
+
 def _step_facts(data: Any) -> ErrorFacts:
     """What a step failure says: its error chain, a `Failure`'s description and the
     error class our ops put in its metadata."""
@@ -64,6 +70,7 @@ def _step_facts(data: Any) -> ErrorFacts:
         description=user.description if user is not None else None,
         error_class=_text(metadata, "error_class"),
         error_kind=_text(metadata, "error_kind"),
+        reasons=_reasons(metadata),
     )
 
 

@@ -43,6 +43,9 @@ class ErrorFacts:
     description: str | None = None
     error_class: str | None = None
     error_kind: str | None = None
+    # What a posting step's failure lists (`reasons`: one line per dead or unsettled
+    # delivery): the first one is told, so the alert says why, not only how many.
+    reasons: tuple[str, ...] = ()
 
     def class_name(self) -> str:
         if self.error_class:
@@ -61,7 +64,9 @@ class ErrorFacts:
         """The failure's reason in one line: a `Failure`'s description, else the message
         of the error that names the class (without its `module.Class:` prefix)."""
         if self.description:
-            return _line(self.description)
+            more = f" (+{len(self.reasons) - 1} more)" if len(self.reasons) > 1 else ""
+            first = f"; {self.reasons[0]}{more}" if self.reasons else ""
+            return _line(self.description + first)
         if not self.chain:
             return "no error was recorded"
         link = self.chain[0]

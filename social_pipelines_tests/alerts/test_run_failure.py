@@ -78,3 +78,12 @@ def test_a_run_that_failed_before_any_step_says_so() -> None:
     assert alert.title == "reply_job failed before any step failed: RunFailure"
     assert alert.reason.startswith("This run has been marked as failed")
     assert alert.failed_steps == ()
+
+
+def test_a_posting_step_s_first_reason_is_told() -> None:
+    facts = ErrorFacts(
+        chain=(FAILURE,),
+        description="publishes of brand: 2 dead",
+        reasons=("dead: post a/brand: refused", "dead: post b/brand: refused"),
+    )
+    assert facts.reason() == "publishes of brand: 2 dead; dead: post a/brand: refused (+1 more)"

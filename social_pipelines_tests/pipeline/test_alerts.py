@@ -170,6 +170,8 @@ def test_one_alert_per_failed_run_and_one_per_dead_letter_however_often_they_loo
     assert run_failed["error_class"] == step["error_class"]
     assert run_failed["error_class"] in ("Rejected", "MediaError", "ConfigError")
     assert "1 dead" in run_failed["reason"]
+    assert "; dead: launch/brand: " in run_failed["reason"]  # the first dead one's reason
+    assert "launch.jpg': not an image" in run_failed["reason"]
 
     first = _alerts_sensor(instance, alert_settings, None, all_logs)
     second = _alerts_sensor(instance, alert_settings, first.cursor, all_logs)
