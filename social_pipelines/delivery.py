@@ -43,6 +43,7 @@ from social_pipelines.errors import (
     RateLimited,
     Rejected,
     SocialError,
+    kind_of,
     summarize,
 )
 from social_pipelines.log import Log
@@ -68,6 +69,11 @@ from social_pipelines.store import (
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_SETTLE = timedelta(seconds=5)
 DEFAULT_MAX_ATTEMPTS = 6
+# A create refused as a duplicate this many times, and not found among the account's own
+# posts after each settle time, is a duplicate of another post, not of itself: dead. Two,
+# not one: a slow timeline may hide our own post past one settle time (X shows a new post
+# a read or two late), and a second refusal costs one create that makes nothing.
+DUPLICATE_REFUSALS = 2
 # An outcome-unknown create is reconciled in the same step at most this many times (each
 # after the settle time); what is still unknown then is left to the step's retry.
 IN_STEP_RECONCILES = 3
@@ -363,6 +369,8 @@ class Deliverer:
                 settled = self._reconcile_first(claim)
                 if settled is not None:
                     return settled
+                if self._refused_as_duplicate(record) >= DUPLICATE_REFUSALS:
+                    return self._duplicate_of_another(record, claim.attempt)
                 until = self.ledger.quota_until(delivery_id, self.quotas)
                 if until is not None:
                     return self._record(
@@ -417,6 +425,36 @@ class Deliverer:
             raise Inconclusive(f"{found.url}: {taken}; looked for again later") from taken
         self.log.info(f"reconciled {_what(record)}: it was out already, {found.url}")
         return _result(done, Outcome.RECONCILED)
+
+    def _refused_as_duplicate(self, record: DeliveryRecord) -> int:
+        """How many creates of this delivery (since a person last retried it) the platform
+        refused as duplicates; 0 unless the latest was one."""
+        duplicate = kind_of(Duplicate)
+        if record.error_kind != duplicate:
+            return 0
+        return sum(
+            1
+            for attempt in self.ledger.attempts(record.delivery_id)
+            if attempt.attempt > record.attempt_base and attempt.error_kind == duplicate
+        )
+
+    def _duplicate_of_another(self, record: DeliveryRecord, attempt: int) -> DeliveryResult:
+        """The platform refused creates as duplicates, and each time, after the settle
+        time, the delivery was not among the account's own posts: the same text is out for
+        something else (X refuses a reply whose text the account already posted). Sending
+        it again would be refused again until the attempts ran out; it is dead, with the
+        reason, for a person to change the text and retry."""
+        self.log.warning(
+            f"{_what(record)}: refused as a duplicate and not among the account's own "
+            "posts; the same text is out for another post, so it is not sent again"
+        )
+        error = Rejected(
+            "refused as a duplicate of another post with the same text (not found among the "
+            "account's own posts after the settle time); change the text to send it",
+            platform=record.platform,
+            detail=record.error or "",
+        )
+        return self._record(record, attempt, error, DeliveryState.DEAD, Outcome.DEAD)
 
     def _unknown(self, record: DeliveryRecord, attempt: int, error: SocialError) -> DeliveryResult:
         """It may be out: nobody sends it again before reconciliation has looked, and that

@@ -126,7 +126,7 @@ class SocialError(Exception):
     @property
     def kind(self) -> str:
         """A stable name for the ledger and metrics (`rate_limited`, `transient`, ...)."""
-        return _KIND_NAMES.get(type(self), type(self).__name__)
+        return kind_of(type(self))
 
     @property
     def summary(self) -> str:
@@ -282,6 +282,13 @@ _KIND_NAMES: dict[type, str] = {
     Inconclusive: "inconclusive",
     CircuitOpen: "circuit_open",
 }
+
+
+def kind_of(error_type: type[SocialError]) -> str:
+    """The ledger's `error_kind` for a class, to compare a stored row with the taxonomy
+    rather than with a string literal."""
+    return _KIND_NAMES.get(error_type, error_type.__name__)
+
 
 # Failures that say the platform is unwell, as opposed to our request being wrong.
 PLATFORM_UNWELL: tuple[type[SocialError], ...] = (Transient, OutcomeUnknown)

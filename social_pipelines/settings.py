@@ -48,8 +48,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="",
-        description="SQLAlchemy URL of the state store; empty means a SQLite file under "
-        "DAGSTER_HOME. postgresql:// URLs use psycopg 3.",
+        description="SQLAlchemy URL of the state store (ledger, outbox, tokens, breakers, "
+        "rate-limit blocks and budgets); postgresql://USER:PASSWORD@HOST:PORT/DB for "
+        "production (psycopg 3). Passed to Dagster by variable name: it may hold a password.",
+        json_schema_extra={"shown_default": "SQLite `$DAGSTER_HOME/social_state.db`"},
     )
     accounts_file: Path = Field(
         default=DEFAULT_ACCOUNTS_FILE,
@@ -66,14 +68,17 @@ class Settings(BaseSettings):
     sandbox_token: SecretStr = Field(
         default=SecretStr(SANDBOX_TOKEN),
         description="Access token of the sandbox's brand account (not a real credential).",
+        json_schema_extra={"shown_default": "the sandbox's fixed token"},
     )
     http_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds before any platform call times out."
     )
     policies: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per-platform overrides of resilience/policy.py, e.g. "
-        "SOCIAL_POLICIES__MASTODON__BREAKER_RESET_SECONDS=30 or SOCIAL_POLICIES='{...}'.",
+        description="Per-platform overrides of each adapter's POLICY (breaker, rates, "
+        "quotas, retries; platforms/policy.py), one variable per value, e.g. "
+        "SOCIAL_POLICIES__MASTODON__QUOTA_PER_HOUR=20, or all as JSON in SOCIAL_POLICIES.",
+        json_schema_extra={"shown_default": "each adapter's `POLICY`"},
     )
     claim_lease_seconds: float = Field(
         default=60.0,
@@ -102,7 +107,8 @@ class Settings(BaseSettings):
     media_cache_dir: Path | None = Field(
         default=None,
         description="Where images rendered for each platform are kept, by source content and "
-        "spec (default: social_media_cache under DAGSTER_HOME): a retry renders nothing again.",
+        "spec: a retry renders nothing again.",
+        json_schema_extra={"shown_default": "`$DAGSTER_HOME/social_media_cache`"},
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -133,14 +139,13 @@ class Settings(BaseSettings):
         default=None,
         description="Generic JSON webhook every alert is POSTed to (a failed run, a circuit "
         "opened, an account to reconnect, a post missed or dead-lettered, a quota used up), "
-        "as documented in the README (schema social_pipelines.alert/1). A secret: never "
-        "logged, only its host is shown. Unset (and no Slack webhook): alerts go to the "
-        "sensors' event log.",
+        "in the README's format (schema social_pipelines.alert/1); only its host is ever "
+        "logged. Unset, and no Slack webhook either: alerts go to the sensors' event log.",
     )
     alert_slack_webhook_url: SecretStr | None = Field(
         default=None,
         description="Slack incoming-webhook URL (https://hooks.slack.com/services/...) the "
-        "same alerts are posted to as Slack messages. A secret, like the webhook URL.",
+        "same alerts are posted to, as Slack messages; only its host is ever logged.",
     )
     alert_rate_per_minute: int = Field(
         default=10,
@@ -157,11 +162,18 @@ class Settings(BaseSettings):
     )
     rate_limit_db: Path | None = Field(
         default=None,
-        description="SQLite file of the shared rate buckets (default: beside the state store)",
+        description="SQLite file of the shared rate buckets (on PostgreSQL they live in "
+        "the state store).",
+        json_schema_extra={"shown_default": "`$DAGSTER_HOME/social_ratelimits.db`"},
     )
     dagster_home: Path = Field(
         default_factory=dagster_home,
         validation_alias=AliasChoices("DAGSTER_HOME", "SOCIAL_DAGSTER_HOME"),
+        description="Dagster's home: its dagster.yaml and (embedded default) its SQLite "
+        "storage, with the state store beside it. `make` installs the embedded dagster.yaml "
+        "there and initialises the storage when it creates the home, refreshes its own "
+        "earlier copy, and never replaces another profile.",
+        json_schema_extra={"shown_default": "`.dagster_home/` in the checkout (the Makefile)"},
     )
 
     @field_validator("dagster_home", mode="before")

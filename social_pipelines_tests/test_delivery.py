@@ -321,6 +321,26 @@ def test_duplicate_answer_that_cannot_be_found_is_unknown(
     assert ledger.get(draft.delivery_id).state == DeliveryState.UNKNOWN
 
 
+def test_a_duplicate_of_another_post_is_dead_not_resent(
+    deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
+) -> None:
+    """X refuses a reply whose text the account already posted to someone else: not found
+    after the settle time, it is dead with the reason, not resent until out of attempts."""
+    draft = _draft()
+    for _ in range(2):
+        platform.fail_next_create(Duplicate("duplicate content", status_code=403), landed=False)
+        # Refused, then not found: one more create, in case the timeline was only slow.
+        assert deliverer.deliver(draft).outcome == Outcome.UNKNOWN
+    result = deliverer.deliver(draft)
+    assert result.outcome == Outcome.DEAD
+    assert result.error_kind == "rejected"
+    assert "duplicate of another post" in result.error
+    assert "duplicate content" in (ledger.get(draft.delivery_id).error or "")
+    assert len(platform.creates) == 2
+    outcomes = [r.outcome for r in ledger.attempts(draft.delivery_id)]
+    assert outcomes == ["unknown", "unknown", "dead"]
+
+
 def test_rejected_is_dead_and_stays_dead(
     deliverer: Deliverer, platform: FakePlatform, ledger: Ledger
 ) -> None:
