@@ -5,7 +5,9 @@ holding back (never dropping) what exceeds it, and the event log when no sink is
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from social_pipelines.alerts import Alert, AlertConfig, Alerter, AlertKind, Severity, backoff
@@ -13,6 +15,13 @@ from social_pipelines.store.alerts import AlertState
 from social_pipelines.store.state import StateStore
 from social_pipelines_tests.store.helpers import START, FakeClock
 from social_pipelines_tests.webhook_receiver import WebhookReceiver
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite only: the SQL these passes run is the alert outbox's, tested on both backends
+    in store/test_alerts.py; here it is the passes' decisions."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
 
 
 class Lines:
