@@ -8,8 +8,10 @@ from typing import Any
 from dagster import Definitions, EnvVar
 from pydantic import SecretStr
 
+from social_pipelines.alert_sensors import alert_on_run_failure, alerts_sensor
 from social_pipelines.jobs import publish_job, redeliver_job, reply_job, token_refresh_job
 from social_pipelines.resources import (
+    AlertsResource,
     PlatformsResource,
     ReplyWriterResource,
     StateStoreResource,
@@ -74,6 +76,15 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             llm_timeout=settings.llm_timeout,
             llm_max_tokens_field=settings.llm_max_tokens_field,
         ),
+        "alerts": AlertsResource(
+            state_store=state_store,
+            webhook_url=_secret("SOCIAL_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+            slack_webhook_url=_secret(
+                "SOCIAL_ALERT_SLACK_WEBHOOK_URL", settings.alert_slack_webhook_url
+            ),
+            ui_base_url=settings.ui_base_url,
+            rate_per_minute=settings.alert_rate_per_minute,
+        ),
     }
 
 
@@ -81,7 +92,13 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         jobs=[reply_job, publish_job, redeliver_job, token_refresh_job],
         schedules=[reply_schedule, token_refresh_schedule],
-        sensors=[deferred_deliveries_sensor, due_posts_sensor, release_failed_run_claims],
+        sensors=[
+            deferred_deliveries_sensor,
+            due_posts_sensor,
+            release_failed_run_claims,
+            alert_on_run_failure,
+            alerts_sensor,
+        ],
         resources=build_resources(settings),
     )
 

@@ -292,3 +292,24 @@ def kind_of(error_type: type[SocialError]) -> str:
 
 # Failures that say the platform is unwell, as opposed to our request being wrong.
 PLATFORM_UNWELL: tuple[type[SocialError], ...] = (Transient, OutcomeUnknown)
+
+
+def error_class_for_kind(kind: str) -> str | None:
+    """The taxonomy class a stored kind (`rate_limited`, a ledger row's `error_kind`) names;
+    None for a kind that is no class of ours (`missed`, `cancelled`)."""
+    for cls, name in _KIND_NAMES.items():
+        if name == kind:
+            return cls.__name__
+    return None
+
+
+def taxonomy_names() -> frozenset[str]:
+    """The names of every class of the taxonomy: what an alert reports as its error class
+    where a failure carries one."""
+    found: set[str] = set()
+    pending: list[type] = [SocialError, ConfigError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)

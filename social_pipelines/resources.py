@@ -17,6 +17,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, SecretStr
 
 from social_pipelines.accounts import AccountBook
+from social_pipelines.alerts import AlertConfig, Alerter
 from social_pipelines.campaigns import CampaignBook
 from social_pipelines.delivery import Deliverer, Prepare, prepare_reply
 from social_pipelines.log import Log
@@ -134,3 +135,26 @@ class ReplyWriterResource(ConfigurableResource):
         self, platforms: PlatformsResource, platform: GuardedPlatform, *, log: Log | None = None
     ) -> Drafter:
         return platforms.wiring().drafter(platform, self.llm(), log=log)
+
+
+class AlertsResource(ConfigurableResource):
+    """Where alerts go: the generic JSON webhook and Slack's incoming webhook (their URLs
+    are secrets, by `EnvVar` only and never in a repr), or the event log when neither is
+    set; the alert outbox is in the state store."""
+
+    state_store: StateStoreResource
+    webhook_url: str = Field(default="", repr=False)
+    slack_webhook_url: str = Field(default="", repr=False)
+    ui_base_url: str = "http://127.0.0.1:3000"
+    rate_per_minute: int = 10
+
+    def config(self) -> AlertConfig:
+        return AlertConfig(
+            webhook_url=SecretStr(self.webhook_url) if self.webhook_url else None,
+            slack_webhook_url=SecretStr(self.slack_webhook_url) if self.slack_webhook_url else None,
+            ui_base_url=self.ui_base_url,
+            rate_per_minute=self.rate_per_minute,
+        )
+
+    def alerter(self) -> Alerter:
+        return Alerter(self.state_store.open().alerts, self.config())

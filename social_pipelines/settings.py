@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -134,6 +135,31 @@ class Settings(BaseSettings):
         description="The field that caps the reply's tokens: OpenAI, vLLM and llama.cpp "
         "take max_completion_tokens; Ollama reads only max_tokens.",
     )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Generic JSON webhook every alert is POSTed to (a failed run, a circuit "
+        "opened, an account to reconnect, a post missed or dead-lettered, a quota used up), "
+        "in the README's format (schema social_pipelines.alert/1); only its host is ever "
+        "logged. Unset, and no Slack webhook either: alerts go to the sensors' event log.",
+    )
+    alert_slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming-webhook URL (https://hooks.slack.com/services/...) the "
+        "same alerts are posted to, as Slack messages; only its host is ever logged.",
+    )
+    alert_rate_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=600,
+        description="At most this many alerts a minute to each sink; what exceeds it waits "
+        "for the next minute (never dropped). Slack takes about one message a second per "
+        "webhook.",
+    )
+    ui_base_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Where people open the Dagster UI: alerts link each run as "
+        "{SOCIAL_UI_BASE_URL}/runs/{run_id}.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (on PostgreSQL they live in "
@@ -191,7 +217,20 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("sandbox_url")
+    @field_validator("alert_webhook_url", "alert_slack_webhook_url")
+    @classmethod
+    def _secret_http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        # Kept as given (not stripped): definitions.py passes it by EnvVar only while it is
+        # the environment's value exactly.
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Never echo the value: the URL is the secret.
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("sandbox_url", "ui_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -250,13 +289,20 @@ def credential_variables(sandbox_url: str, sandbox_token: str = "") -> dict[str,
     }
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
+)
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
         variable = field if field.isupper() else ENV_PREFIX + field.upper()
         value = item.get("input")
-        shown = "" if isinstance(value, dict) else f"={value!r}"
+        # A secret's value is never shown, not even a malformed one.
+        secret = field in _SECRET_FIELDS
+        shown = "" if isinstance(value, dict) or secret else f"={value!r}"
         lines.append(f"{variable}{shown}: {item['msg']}")
     return "invalid settings: " + "; ".join(lines)
 
@@ -264,7 +310,7 @@ def _describe(error: ValidationError) -> str:
 def load_settings() -> Settings:
     """Read and validate the settings, turning pydantic's error into one clear sentence."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
     except SettingsError as error:
@@ -273,3 +319,28 @@ def load_settings() -> Settings:
             f"invalid settings: {error}; complex fields such as {ENV_PREFIX}POLICIES take "
             f"JSON, or one {ENV_PREFIX}POLICIES__<PLATFORM>__<FIELD> variable per value"
         ) from None
+    _export_from_dotenv(settings)
+    return settings
+
+
+# What resources get by variable name (`EnvVar`): the secrets, and the state store's URL,
+# which may hold a password.
+_BY_NAME = (*sorted(_SECRET_FIELDS), "database_url")
+
+
+def _export_from_dotenv(settings: Settings) -> None:
+    """Put a secret that came from `.env` into this process's environment. Dagster resolves
+    an `EnvVar` from the environment only, and the definitions pass a secret by name only
+    when the environment holds it: without this, a secret kept in `.env` would reach the
+    resources as a plain config value, shown in the UI. Every process that loads the
+    definitions reads the same `.env`, so each exports it for itself."""
+    for name in _BY_NAME:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        default = Settings.model_fields[name].default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        variable = ENV_PREFIX + name.upper()
+        if value and value != default and variable not in os.environ:
+            os.environ[variable] = value

@@ -168,3 +168,63 @@ def test_rate_limit_buckets_live_beside_the_state_store_by_default(
     assert load_settings().bucket_path == tmp_path / "social_ratelimits.db"
     monkeypatch.setenv("SOCIAL_RATE_LIMIT_DB", str(tmp_path / "elsewhere.db"))
     assert load_settings().bucket_path == tmp_path / "elsewhere.db"
+
+
+def test_alert_settings_default_to_the_event_log_and_the_local_ui() -> None:
+    settings = load_settings()
+    assert settings.alert_webhook_url is None and settings.alert_slack_webhook_url is None
+    assert settings.ui_base_url == "http://127.0.0.1:3000"
+    assert settings.alert_rate_per_minute == 10
+
+
+@pytest.mark.parametrize("variable", ["SOCIAL_ALERT_WEBHOOK_URL", "SOCIAL_ALERT_SLACK_WEBHOOK_URL"])
+@pytest.mark.parametrize("value", ["ftp://hooks.example/T0/s3cr3t", "hooks.example/s3cr3t"])
+def test_a_bad_webhook_url_is_named_and_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert f"{variable}: " in message and "http:// or https:// URL" in message
+    assert "s3cr3t" not in message
+
+
+def test_a_webhook_url_is_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://hooks.slack.com/services/T0/B0/s3cr3t"
+    monkeypatch.setenv("SOCIAL_ALERT_SLACK_WEBHOOK_URL", url)
+    settings = load_settings()
+    assert settings.alert_slack_webhook_url is not None
+    assert settings.alert_slack_webhook_url.get_secret_value() == url
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_a_malformed_secret_key_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCIAL_SECRET_KEY", "not-a-key-but-still-s3cr3t")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "SOCIAL_SECRET_KEY: " in str(raised.value)
+    assert "s3cr3t" not in str(raised.value)
+
+
+def test_a_secret_from_dotenv_reaches_dagster_by_variable_name_never_as_a_value(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import EnvVar
+
+    from social_pipelines.definitions import build_resources
+
+    for variable in ("SOCIAL_LLM_API_KEY", "SOCIAL_ALERT_WEBHOOK_URL"):
+        # Registered with monkeypatch, so the export below is undone after the test.
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
+    (clean_environment / ".env").write_text(
+        "SOCIAL_LLM_API_KEY=sk-from-dotenv\n"
+        "SOCIAL_ALERT_WEBHOOK_URL=https://hooks.example.com/T0/s3cret\n",
+        encoding="utf-8",
+    )
+    resources = build_resources(load_settings())
+    assert resources["reply_writer"].llm_api_key == EnvVar("SOCIAL_LLM_API_KEY")
+    assert os.environ["SOCIAL_LLM_API_KEY"] == "sk-from-dotenv"
+    shown = repr(resources) + str({k: v.model_dump() for k, v in resources.items()})
+    assert "sk-from-dotenv" not in shown and "s3cret" not in shown

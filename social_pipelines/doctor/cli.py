@@ -25,6 +25,7 @@ from social_pipelines.doctor.report import Check, Status, as_json, as_table, exi
 from social_pipelines.doctor.state import (
     Horizon,
     account_checks,
+    alert_checks,
     breaker_checks,
     delivery_checks,
     post_checks,
@@ -69,6 +70,7 @@ def run_checks(settings: Settings, options: Options) -> list[Check]:
         checks += quota_checks(wiring, now)
         checks += delivery_checks(wiring, horizon)
         checks += post_checks(wiring, horizon)
+        checks += alert_checks(wiring, now)
     checks.append(webserver_check())
     return checks
 

@@ -424,3 +424,42 @@ def post_checks(wiring: Wiring, horizon: Horizon) -> list[Check]:
             ok("posts overdue", f"none due more than {duration(OVERDUE_AFTER)} ago and unsent")
         )
     return rows
+
+
+# -- alerts ----------------------------------------------------------------------------
+
+# An alert not yet tried is the alerts sensor's next tick's (every 30 s); older than this,
+# nothing is taking alerts out (the sensor stopped, or the daemon).
+ALERT_UNTRIED_TOO_LONG = timedelta(minutes=5)
+
+
+def alert_checks(wiring: Wiring, now: datetime) -> list[Check]:
+    """Alerts a sink has not taken: kept, never dropped, and here until they go out. One
+    that failed, or that nobody tried for minutes, means people are not being told."""
+    alerts = wiring.store.alerts
+    waiting = alerts.undelivered(limit=20)
+    if not waiting:
+        return [ok("alerts", "every alert was delivered")]
+    total = alerts.undelivered_count()
+    failed = [w for w in waiting if w.delivery.attempts]
+    stuck = [
+        w
+        for w in waiting
+        if not w.delivery.attempts and now - w.created_at > ALERT_UNTRIED_TOO_LONG
+    ]
+    oldest = waiting[0]
+    detail = (
+        f"{total} alert deliveries not taken by their sink, oldest since "
+        f"{when(oldest.created_at)}; {oldest.described()}"
+    )
+    if failed:
+        return [problem("alerts", f"{detail}; last failure: {failed[-1].described()}")]
+    if stuck:
+        return [
+            problem(
+                "alerts",
+                f"{detail}; not tried for {duration(now - stuck[0].created_at)}: is "
+                "alerts_sensor running?",
+            )
+        ]
+    return [warn("alerts", f"{detail}; alerts_sensor sends them at its next tick")]

@@ -19,7 +19,6 @@ from dagster import (
     Config,
     DynamicOut,
     DynamicOutput,
-    Failure,
     In,
     Jitter,
     MetadataValue,
@@ -35,7 +34,7 @@ from pydantic import Field
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id, publish_subject
-from social_pipelines.ops.settle import platform_errors, settle_or_retry
+from social_pipelines.ops.settle import config_failure, platform_errors, settle_or_retry
 from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.catalog import SPECS
 from social_pipelines.publishing.dispatch import too_late
@@ -123,7 +122,7 @@ def plan_publishes(
     try:
         book = wiring.accounts()
     except ConfigError as error:
-        raise Failure(description=str(error), allow_retries=False) from None
+        raise config_failure(error) from None
     plan = PublishPlan()
     held = held_accounts(wiring)
     batches: dict[str, list[TargetItem]] = defaultdict(list)

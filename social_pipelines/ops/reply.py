@@ -27,7 +27,7 @@ from social_pipelines.campaigns import CampaignBook, CampaignProblem, source_of
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, SearchResult, delivery_id
-from social_pipelines.ops.settle import platform_errors, settle_or_retry
+from social_pipelines.ops.settle import config_failure, platform_errors, settle_or_retry
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.platforms.capabilities import Source
 from social_pipelines.platforms.mastodon import NAME as MASTODON
@@ -97,7 +97,7 @@ def plan_campaigns(
         campaigns = book.enabled(config.campaigns or None)
     except ConfigError as error:
         # An unreadable file, a bad account, an unknown campaign asked for by name.
-        raise Failure(description=str(error), allow_retries=False) from None
+        raise config_failure(error) from None
     refused = book.problems
     for problem in refused:
         context.log.warning(f"skipped campaign: {problem}")

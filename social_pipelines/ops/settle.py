@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
 
 from social_pipelines.delivery import DeliveryReport
-from social_pipelines.errors import ConfigError, SocialError
+from social_pipelines.errors import ConfigError, SocialError, error_class_for_kind
 from social_pipelines.platforms.policy import PlatformPolicy
 
 
@@ -38,14 +38,27 @@ def settle_or_retry(
         raise RetryRequested(max_retries=policy.op_retries, seconds_to_wait=wait)
     if pending or dead:
         reasons = [result.described() for result in pending + dead]
+        first = (dead + pending)[0]
+        error_class = error_class_for_kind(first.error_kind) or first.error_kind or "unknown"
         raise Failure(
             description=(
                 f"{what}: {len(dead)} dead, {len(pending)} still unsettled "
                 "(a later run or the redelivery sensor picks up unsettled ones)"
             ),
-            metadata={"reasons": MetadataValue.json(reasons[:50])},
+            # The error class is what the run-failure alert reports (alert_sensors.py).
+            metadata={"reasons": MetadataValue.json(reasons[:50]), "error_class": error_class},
             allow_retries=False,
         )
+
+
+def config_failure(error: ConfigError) -> Failure:
+    """Bad configuration fails the step without retries (a person must fix it), its class
+    in the metadata for the run-failure alert."""
+    return Failure(
+        description=str(error),
+        metadata={"error_class": type(error).__name__},
+        allow_retries=False,
+    )
 
 
 @contextmanager
@@ -60,7 +73,7 @@ def platform_errors(context: OpExecutionContext, policy: PlatformPolicy) -> Iter
         yield
     except ConfigError as error:
         # A missing token or a bad account entry: a person must fix it, retrying cannot.
-        raise Failure(description=str(error), allow_retries=False) from None
+        raise config_failure(error) from None
     except SocialError as error:
         if error.retryable and context.retry_number < policy.op_retries:
             wait = _retry_delay(policy, context.retry_number)
@@ -68,6 +81,10 @@ def platform_errors(context: OpExecutionContext, policy: PlatformPolicy) -> Iter
             raise RetryRequested(max_retries=policy.op_retries, seconds_to_wait=wait) from error
         raise Failure(
             description=str(error),
-            metadata={"error_kind": error.kind, "status_code": error.status_code or 0},
+            metadata={
+                "error_kind": error.kind,
+                "error_class": type(error).__name__,
+                "status_code": error.status_code or 0,
+            },
             allow_retries=False,
         ) from None

@@ -3,6 +3,7 @@
 from dagster import Failure, MetadataValue, OpExecutionContext, op
 
 from social_pipelines.errors import ConfigError
+from social_pipelines.ops.settle import config_failure
 from social_pipelines.resources import PlatformsResource
 from social_pipelines.token_upkeep import REFRESH_WITHIN, upkeep
 
@@ -16,7 +17,7 @@ def refresh_tokens(context: OpExecutionContext, platforms: PlatformsResource) ->
     try:
         report = upkeep(platforms.wiring(), within=REFRESH_WITHIN, log=context.log)
     except ConfigError as error:
-        raise Failure(description=str(error), allow_retries=False) from None
+        raise config_failure(error) from None
     metadata: dict[str, MetadataValue | int] = {
         what: MetadataValue.json([note.line() for note in report.of(what)])
         for what in ("refreshed", "kept", "fresh", "cleared", "still_marked", "failed")

@@ -7,6 +7,8 @@ store is opened (`migrate.py`). What callers use is exported here; the modules:
 - `ledger`: the `Ledger` facade over `transitions` (the delivery state machine) and
   `queries` (reads for operators and sensors); `records` (what they return); `quotas`;
 - `breakers`, `rate_blocks`, `rate_budgets`: the SQL behind `resilience/`;
+- `alerts`: the alert outbox (one alert per event, its delivery to each sink); `events`:
+  the reads that find what to alert about;
 - `schema`, `engine`, `sql`, `migrate` and `migrations/`: tables, engines, shared
   statements and the schema's upgrades; `state`: `StateStore`, all of it opened once.
 """

@@ -282,3 +282,57 @@ reply_drafts = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Operators' alerts, one row per event (a failed run, a circuit that opened, an account to
+# reconnect, ...): keyed by the event's identity, so a retried step, a second tick or a
+# second sensor process finds the row there and records nothing twice. `payload` is the
+# alert as its sinks get it (`alerts/model.py`, JSON schema social_pipelines.alert/1).
+# Rows are never deleted: an alert no sink took stays visible (`alert_deliveries`).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_key", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_alerts_created", alerts.c.created_at)
+
+# Each alert's delivery to each sink it was recorded for (webhook, slack, or log when none
+# is configured): pending -> sending (claimed by one sensor process until `claim_until`)
+# -> sent, or failed (tried; tried again from `next_attempt_at`, with backoff). The sends of
+# the last minute are what the per-sink rate limit counts: no second bookkeeping.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column(
+        "alert_key",
+        sa.String(512),
+        sa.ForeignKey("alerts.alert_key", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("sink", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("claim_owner", sa.String(64), nullable=True),
+    sa.Column("claim_until", UtcDateTime(), nullable=True),
+    # The last failure's class (errors.py: Transient, RateLimited, Rejected) and message,
+    # which names the sink's host only, never its URL.
+    sa.Column("last_error_class", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_alert_deliveries_due",
+    alert_deliveries.c.sink,
+    alert_deliveries.c.state,
+    alert_deliveries.c.next_attempt_at,
+)
+sa.Index("ix_alert_deliveries_sent", alert_deliveries.c.sink, alert_deliveries.c.sent_at)
+# The alerts sensor reads the circuits opened since its last look.
+sa.Index("ix_breaker_events_at", breaker_events.c.at)

@@ -1,5 +1,5 @@
-"""The state store as one object: an engine with its schema in place, the ledger and the
-outbox."""
+"""The state store as one object: an engine with its schema in place, the ledger, the
+outbox and the alert outbox."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import threading
 import sqlalchemy as sa
 
 from social_pipelines.clock import Clock, utcnow
+from social_pipelines.store.alerts import AlertOutbox
 from social_pipelines.store.drafts import DraftStore
 from social_pipelines.store.engine import create_engine
+from social_pipelines.store.events import EventReads
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
 from social_pipelines.store.outbox import Outbox
@@ -30,6 +32,12 @@ class StateStore:
         self.ledger = Ledger(self.engine, clock=clock)
         self.outbox = Outbox(self.engine, clock=clock)
         self.drafts = DraftStore(self.engine, clock=clock)
+        # Operators' alerts and their delivery to each sink; `alerts.undelivered()` lists
+        # what no sink has taken yet.
+        self.alerts = AlertOutbox(self.engine, clock=clock)
+        # What the alerts sensor looks for: circuits opened, dead and missed deliveries,
+        # quota deferrals, accounts to reconnect.
+        self.events = EventReads(self.engine)
 
     @classmethod
     def open(cls, url: str) -> StateStore:

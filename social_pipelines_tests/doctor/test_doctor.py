@@ -25,6 +25,7 @@ from social_pipelines.doctor.instance import CODE_LOCATION, NO_DAEMON, code_loca
 from social_pipelines.errors import Rejected, Transient
 from social_pipelines.models import DeliveryKind, DeliveryState, Post, Published
 from social_pipelines.store import Origin, OutboxStatus
+from social_pipelines.store.alerts import AlertRow
 from social_pipelines.store.migrate import HEAD, VERSION_TABLE
 from social_pipelines.wiring import Wiring
 from social_pipelines_tests.doctor.conftest import REPO, Doctor
@@ -395,3 +396,39 @@ def test_a_database_url_is_shown_without_its_password() -> None:
     shown = shown_url("postgresql://social:s3cret-pw@db.internal:5432/social_state")
     assert "s3cret-pw" not in shown
     assert shown == "postgresql://social:***@db.internal:5432/social_state"
+
+
+def test_an_alert_its_sink_refused_is_a_problem_and_a_fresh_one_a_warning(
+    doctor: Doctor, wiring: Wiring
+) -> None:
+    outbox = wiring.store.alerts
+    now = outbox.clock()
+    row = AlertRow(
+        key="delivery_dead:abc:1",
+        kind="delivery_dead",
+        severity="error",
+        title="Dead letter: post p1 to brand (Rejected)",
+        payload='{"schema": "social_pipelines.alert/1"}',
+        occurred_at=now,
+    )
+    outbox.record([row], ["webhook"])
+    found = doctor("--no-daemon-ok")
+    assert found.code == 0
+    assert "next tick" in found.detail("alerts")
+
+    claim = outbox.claim_next("webhook", "doctor-test", lease=timedelta(minutes=2))
+    assert claim.alert is not None
+    outbox.record_failed(
+        row.key,
+        "webhook",
+        "doctor-test",
+        error_class="Transient",
+        error="HTTP 500 from 127.0.0.1:9",
+        next_attempt_at=now + timedelta(minutes=1),
+    )
+    found = doctor("--no-daemon-ok")
+    assert found.code == 1
+    assert found.named("problem") == ["alerts"]
+    detail = found.detail("alerts")
+    assert "1 alert deliveries not taken" in detail and "HTTP 500" in detail
+    assert "Dead letter: post p1" in detail

@@ -175,6 +175,8 @@ def test_the_sensors_run_by_default_and_the_reply_schedule_waits_for_a_person() 
         "deferred_deliveries_sensor",
         "due_posts_sensor",
         "release_failed_run_claims",
+        "alert_on_run_failure",
+        "alerts_sensor",
     }
     for name, sensor in sensors.items():
         assert sensor.default_status == DefaultSensorStatus.RUNNING, name
