@@ -8,6 +8,7 @@ from typing import Any
 from dagster import Definitions, EnvVar
 from pydantic import SecretStr
 
+from social_pipelines.io_manager import StateStoreIOManager
 from social_pipelines.jobs import publish_job, redeliver_job, reply_job, token_refresh_job
 from social_pipelines.resources import (
     PlatformsResource,
@@ -66,6 +67,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     return {
         "state_store": state_store,
+        # Step outputs in the state store, not in files under this machine's DAGSTER_HOME:
+        # a run re-executed (or retried) on any machine reaching the store reads them.
+        "io_manager": StateStoreIOManager(state_store=state_store),
         "platforms": platforms,
         "reply_writer": ReplyWriterResource(
             llm_base_url=settings.llm_base_url,

@@ -7,6 +7,7 @@ store is opened (`migrate.py`). What callers use is exported here; the modules:
 - `ledger`: the `Ledger` facade over `transitions` (the delivery state machine) and
   `queries` (reads for operators and sensors); `records` (what they return); `quotas`;
 - `breakers`, `rate_blocks`, `rate_budgets`: the SQL behind `resilience/`;
+- `step_outputs`: what each step of a Dagster run handed the next (the IO manager's);
 - `schema`, `engine`, `sql`, `migrate` and `migrations/`: tables, engines, shared
   statements and the schema's upgrades; `state`: `StateStore`, all of it opened once.
 """

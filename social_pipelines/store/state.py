@@ -1,5 +1,5 @@
-"""The state store as one object: an engine with its schema in place, the ledger and the
-outbox."""
+"""The state store as one object: an engine with its schema in place, the ledger, the
+outbox, reply drafts and step outputs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from social_pipelines.store.engine import create_engine
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
 from social_pipelines.store.outbox import Outbox
+from social_pipelines.store.step_outputs import StepOutputs
 from social_pipelines.store.tokens import TokenCipher, TokenStore
 
 
@@ -30,6 +31,7 @@ class StateStore:
         self.ledger = Ledger(self.engine, clock=clock)
         self.outbox = Outbox(self.engine, clock=clock)
         self.drafts = DraftStore(self.engine, clock=clock)
+        self.step_outputs = StepOutputs(self.engine, clock=clock)
 
     @classmethod
     def open(cls, url: str) -> StateStore:
