@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         description="The field that caps the reply's tokens: OpenAI, vLLM and llama.cpp "
         "take max_completion_tokens; Ollama reads only max_tokens.",
     )
+    run_retention_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Finished runs older than this many days are deleted, with their event "
+        "logs and the step outputs kept for re-executing them, by prune_history_schedule "
+        "(daily; Dagster keeps runs forever otherwise). 0 keeps every run.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (default: beside the state store)",
