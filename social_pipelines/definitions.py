@@ -9,14 +9,26 @@ from dagster import Definitions, EnvVar
 from pydantic import SecretStr
 
 from social_pipelines.alert_sensors import alert_on_run_failure, alerts_sensor
-from social_pipelines.jobs import publish_job, redeliver_job, reply_job, token_refresh_job
+from social_pipelines.io_manager import StateStoreIOManager
+from social_pipelines.jobs import (
+    prune_history_job,
+    publish_job,
+    redeliver_job,
+    reply_job,
+    token_refresh_job,
+)
 from social_pipelines.resources import (
     AlertsResource,
+    HistoryResource,
     PlatformsResource,
     ReplyWriterResource,
     StateStoreResource,
 )
-from social_pipelines.schedules import reply_schedule, token_refresh_schedule
+from social_pipelines.schedules import (
+    prune_history_schedule,
+    reply_schedule,
+    token_refresh_schedule,
+)
 from social_pipelines.sensors import (
     deferred_deliveries_sensor,
     due_posts_sensor,
@@ -68,7 +80,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     return {
         "state_store": state_store,
+        # Step outputs in the state store, not in files under this machine's DAGSTER_HOME:
+        # a run re-executed (or retried) on any machine reaching the store reads them.
+        "io_manager": StateStoreIOManager(state_store=state_store),
         "platforms": platforms,
+        "history": HistoryResource(run_retention_days=settings.run_retention_days),
         "reply_writer": ReplyWriterResource(
             llm_base_url=settings.llm_base_url,
             llm_model=settings.llm_model,
@@ -90,8 +106,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        jobs=[reply_job, publish_job, redeliver_job, token_refresh_job],
-        schedules=[reply_schedule, token_refresh_schedule],
+        jobs=[reply_job, publish_job, redeliver_job, token_refresh_job, prune_history_job],
+        schedules=[reply_schedule, token_refresh_schedule, prune_history_schedule],
         sensors=[
             deferred_deliveries_sensor,
             due_posts_sensor,

@@ -1,8 +1,10 @@
 """Jobs: the reply job, one run per two-hour window, fanned out per campaign; the publish
-job, fanned out per target account; the redelivery job; the token refresh job."""
+job, fanned out per target account; the redelivery job; the token refresh job; the job
+that deletes old runs."""
 
 from dagster import in_process_executor, job
 
+from social_pipelines.ops.history import prune_history
 from social_pipelines.ops.publish import PUBLISH_OPS, plan_publishes
 from social_pipelines.ops.redeliver import redeliver_due
 from social_pipelines.ops.reply import (
@@ -60,3 +62,13 @@ def publish_job() -> None:
 )
 def token_refresh_job() -> None:
     refresh_tokens()
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={"social/job": "prune_history"},
+    description="Delete runs finished more than SOCIAL_RUN_RETENTION_DAYS ago, with their "
+    "event logs and stored step outputs.",
+)
+def prune_history_job() -> None:
+    prune_history()

@@ -9,7 +9,7 @@ set in the environment comes in as an `EnvVar`.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +158,15 @@ class AlertsResource(ConfigurableResource):
 
     def alerter(self) -> Alerter:
         return Alerter(self.state_store.open().alerts, self.config())
+
+
+class HistoryResource(ConfigurableResource):
+    """How long finished runs are kept (SOCIAL_RUN_RETENTION_DAYS; 0: forever)."""
+
+    run_retention_days: float = 90.0
+
+    def cutoff(self, now: datetime) -> datetime | None:
+        """Runs that finished before this are deleted; None: every run is kept."""
+        if self.run_retention_days <= 0:
+            return None
+        return now - timedelta(days=self.run_retention_days)

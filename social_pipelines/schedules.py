@@ -8,7 +8,7 @@ from dagster import (
     schedule,
 )
 
-from social_pipelines.jobs import reply_job, token_refresh_job
+from social_pipelines.jobs import prune_history_job, reply_job, token_refresh_job
 from social_pipelines.partitions import WINDOW_CRON, last_complete_window
 from social_pipelines.resources import PlatformsResource
 from social_pipelines.runnable import runnable_campaigns
@@ -55,3 +55,15 @@ def token_refresh_schedule(
     if not has_work(platforms.wiring()):
         return SkipReason("no account holds tokens that expire, and none needs reconnecting")
     return RunRequest(run_key=f"tokens-{context.scheduled_execution_time:%Y%m%dT%H%M}")
+
+
+@schedule(
+    job=prune_history_job,
+    cron_schedule="17 3 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Daily: delete runs finished more than SOCIAL_RUN_RETENTION_DAYS ago, with "
+    "their event logs and step outputs (Dagster has no run retention of its own).",
+)
+def prune_history_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(run_key=f"prune-{context.scheduled_execution_time:%Y%m%d}")

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         description="Where people open the Dagster UI: alerts link each run as "
         "{SOCIAL_UI_BASE_URL}/runs/{run_id}.",
     )
+    run_retention_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Finished runs older than this many days are deleted, with their event "
+        "logs and the step outputs kept for re-executing them, by prune_history_schedule "
+        "(daily; Dagster keeps runs forever otherwise). 0 keeps every run.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (on PostgreSQL they live in "

@@ -9,6 +9,7 @@ store is opened (`migrate.py`). What callers use is exported here; the modules:
 - `breakers`, `rate_blocks`, `rate_budgets`: the SQL behind `resilience/`;
 - `alerts`: the alert outbox (one alert per event, its delivery to each sink); `events`:
   the reads that find what to alert about;
+- `step_outputs`: what each step of a Dagster run handed the next (the IO manager's);
 - `schema`, `engine`, `sql`, `migrate` and `migrations/`: tables, engines, shared
   statements and the schema's upgrades; `state`: `StateStore`, all of it opened once.
 """

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # The newest revision in `migrations/versions`; a test checks that it is Alembic's head.
-HEAD = "0007"
+HEAD = "0008"
 # Not Alembic's default `alembic_version`: the store may share a PostgreSQL database with
 # Dagster's own storage, which keeps its revision there.
 VERSION_TABLE = "social_alembic_version"

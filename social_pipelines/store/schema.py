@@ -336,3 +336,21 @@ sa.Index(
 sa.Index("ix_alert_deliveries_sent", alert_deliveries.c.sink, alert_deliveries.c.sent_at)
 # The alerts sensor reads the circuits opened since its last look.
 sa.Index("ix_breaker_events_at", breaker_events.c.at)
+
+# What each step of a run handed the next (Dagster's step outputs, pickled by the IO manager
+# of `io_manager.py`): kept here rather than in files under one machine's $DAGSTER_HOME, so
+# a run re-executed (by hand or by a run retry) on any machine that reaches the store
+# reads the outputs of the steps that succeeded instead of doing them again. A step retried
+# within its run writes its output again over the first.
+step_outputs = sa.Table(
+    "step_outputs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("step_key", sa.String(255), primary_key=True),
+    sa.Column("output_name", sa.String(255), primary_key=True),
+    # The mapping key of one dynamic output (a campaign, an account); "" for a plain output.
+    sa.Column("mapping_key", sa.String(255), primary_key=True),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_step_outputs_created", step_outputs.c.created_at)

@@ -1,5 +1,5 @@
 """The state store as one object: an engine with its schema in place, the ledger, the
-outbox and the alert outbox."""
+outbox, reply drafts, step outputs and the alert outbox."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from social_pipelines.store.events import EventReads
 from social_pipelines.store.ledger import Ledger
 from social_pipelines.store.migrate import ensure_schema
 from social_pipelines.store.outbox import Outbox
+from social_pipelines.store.step_outputs import StepOutputs
 from social_pipelines.store.tokens import TokenCipher, TokenStore
 
 
@@ -38,6 +39,7 @@ class StateStore:
         # What the alerts sensor looks for: circuits opened, dead and missed deliveries,
         # quota deferrals, accounts to reconnect.
         self.events = EventReads(self.engine)
+        self.step_outputs = StepOutputs(self.engine, clock=clock)
 
     @classmethod
     def open(cls, url: str) -> StateStore:

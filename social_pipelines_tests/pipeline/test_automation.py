@@ -181,10 +181,14 @@ def test_the_sensors_run_by_default_and_the_reply_schedule_waits_for_a_person() 
     for name, sensor in sensors.items():
         assert sensor.default_status == DefaultSensorStatus.RUNNING, name
     schedules = {schedule.name: schedule for schedule in defs.schedules}
-    assert set(schedules) == {"reply_schedule", "token_refresh_schedule"}
+    assert set(schedules) == {"reply_schedule", "token_refresh_schedule", "prune_history_schedule"}
     assert schedules["reply_schedule"].default_status == DefaultScheduleStatus.STOPPED
     # Keeping tokens alive posts nothing, and a token left to expire stops every account
     # that holds one: it runs by default (and skips while no account holds tokens).
     refresh = schedules["token_refresh_schedule"]
     assert refresh.default_status == DefaultScheduleStatus.RUNNING
     assert refresh.cron_schedule == "*/15 * * * *"
+    # Deleting runs past their retention posts nothing either: daily, by default.
+    prune = schedules["prune_history_schedule"]
+    assert prune.default_status == DefaultScheduleStatus.RUNNING
+    assert prune.cron_schedule == "17 3 * * *"

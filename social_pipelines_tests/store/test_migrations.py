@@ -201,7 +201,7 @@ def test_head_is_the_newest_revision() -> None:
     scripts = ScriptDirectory(str(MIGRATIONS))
     assert scripts.get_heads() == [HEAD]
     revisions = [script.revision for script in scripts.walk_revisions()]
-    assert revisions == ["0007", "0006", "0005", "0004", "0003", "0002", "0001"]
+    assert revisions == ["0008", "0007", "0006", "0005", "0004", "0003", "0002", "0001"]
 
 
 def test_the_revisions_build_the_schema_the_code_uses(store_url: str) -> None:
@@ -253,7 +253,7 @@ def test_a_new_store_gets_every_revision_in_order_under_the_lock(store_url: str)
         assert ensure_schema(engine) is None  # a new store: nothing was there
     finally:
         engine.dispose()
-    # A change of each revision, 0001 to 0007, in that order.
+    # A change of each revision, 0001 to 0008, in that order.
     marks = [
         "CREATE TABLE deliveries",
         "ADD COLUMN account",
@@ -262,6 +262,7 @@ def test_a_new_store_gets_every_revision_in_order_under_the_lock(store_url: str)
         "CREATE TABLE posts",
         "CREATE TABLE account_tokens",
         "CREATE TABLE alerts",
+        "CREATE TABLE step_outputs",
     ]
     positions = [next(i for i, sql in enumerate(statements) if mark in sql) for mark in marks]
     assert positions == sorted(positions)
