@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from social_pipelines.accounts_cli import add_commands as add_account_commands
 from social_pipelines.delivery import NEW, Outcome
 from social_pipelines.errors import ConfigError
+from social_pipelines.logs import configure as configure_logging
 from social_pipelines.models import DeliveryState
 from social_pipelines.posts_cli import add_commands
+from social_pipelines.run_context import current_step
 from social_pipelines.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -271,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        configure_logging(load_settings(), context=current_step)
         return args.handler(args)
     except ConfigError as error:
         print(f"social-pipelines: {error}", file=sys.stderr)
