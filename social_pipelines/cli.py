@@ -182,24 +182,26 @@ def _publish_demo(instance: DagsterInstance, args: argparse.Namespace, replies: 
 
 
 def dev(args: argparse.Namespace) -> int:
-    """The Dagster UI and daemon on loopback, with a seeded sandbox to post to."""
-    import subprocess
+    """The Dagster UI and daemon on loopback, with a seeded sandbox to post to.
 
+    Ctrl-C, or SIGTERM to this process alone, stops the webserver, the daemon, the code
+    server and any run still going (`supervise.py`), then the sandbox."""
     from social_pipelines.sandbox.demo_posts import demo_posts
     from social_pipelines.sandbox.process import SandboxProcess
+    from social_pipelines.supervise import run_until_stopped
 
     settings = load_settings()
     port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
-    with SandboxProcess(db_path=_sandbox_db(settings), port=port) as sandbox:
+    # Its own process group: a terminal's Ctrl-C must not stop it before the runs using it.
+    with SandboxProcess(db_path=_sandbox_db(settings), port=port, own_group=True) as sandbox:
         sandbox.seed(demo_posts())
         env = {**os.environ, "SOCIAL_SANDBOX_URL": sandbox.url}
         print(f"sandbox at {sandbox.url}; Dagster UI at http://{args.host}:{args.port}")
         dagster = str(Path(sys.executable).with_name("dagster"))
         command = [dagster, "dev", "--host", args.host, "--port", str(args.port)]
-        try:
-            return subprocess.call(command, env=env)  # noqa: S603 - our own fixed command
-        except KeyboardInterrupt:
-            return 0
+        code = run_until_stopped(command, env=env)
+    print("stopped: Dagster and the sandbox", file=sys.stderr)
+    return code
 
 
 def ledger(args: argparse.Namespace) -> int:
