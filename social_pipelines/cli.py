@@ -20,8 +20,10 @@ from social_pipelines.accounts_cli import add_commands as add_account_commands
 from social_pipelines.delivery import NEW, Outcome
 from social_pipelines.doctor.cli import add_commands as add_doctor_command
 from social_pipelines.errors import ConfigError
+from social_pipelines.logs import configure as configure_logging
 from social_pipelines.models import DeliveryState
 from social_pipelines.posts_cli import add_commands
+from social_pipelines.run_context import current_step
 from social_pipelines.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -181,24 +183,26 @@ def _publish_demo(instance: DagsterInstance, args: argparse.Namespace, replies: 
 
 
 def dev(args: argparse.Namespace) -> int:
-    """The Dagster UI and daemon on loopback, with a seeded sandbox to post to."""
-    import subprocess
+    """The Dagster UI and daemon on loopback, with a seeded sandbox to post to.
 
+    Ctrl-C, or SIGTERM to this process alone, stops the webserver, the daemon, the code
+    server and any run still going (`supervise.py`), then the sandbox."""
     from social_pipelines.sandbox.demo_posts import demo_posts
     from social_pipelines.sandbox.process import SandboxProcess
+    from social_pipelines.supervise import run_until_stopped
 
     settings = load_settings()
     port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
-    with SandboxProcess(db_path=_sandbox_db(settings), port=port) as sandbox:
+    # Its own process group: a terminal's Ctrl-C must not stop it before the runs using it.
+    with SandboxProcess(db_path=_sandbox_db(settings), port=port, own_group=True) as sandbox:
         sandbox.seed(demo_posts())
         env = {**os.environ, "SOCIAL_SANDBOX_URL": sandbox.url}
         print(f"sandbox at {sandbox.url}; Dagster UI at http://{args.host}:{args.port}")
         dagster = str(Path(sys.executable).with_name("dagster"))
         command = [dagster, "dev", "--host", args.host, "--port", str(args.port)]
-        try:
-            return subprocess.call(command, env=env)  # noqa: S603 - our own fixed command
-        except KeyboardInterrupt:
-            return 0
+        code = run_until_stopped(command, env=env)
+    print("stopped: Dagster and the sandbox", file=sys.stderr)
+    return code
 
 
 def ledger(args: argparse.Namespace) -> int:
@@ -273,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        configure_logging(load_settings(), context=current_step)
         return args.handler(args)
     except ConfigError as error:
         print(f"social-pipelines: {error}", file=sys.stderr)

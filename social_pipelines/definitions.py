@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
-from dagster import Definitions, EnvVar
+from dagster import BetaWarning, Definitions, EnvVar
 from pydantic import SecretStr
 
 from social_pipelines.alert_sensors import alert_on_run_failure, alerts_sensor
@@ -17,6 +18,7 @@ from social_pipelines.jobs import (
     reply_job,
     token_refresh_job,
 )
+from social_pipelines.logs import configure as configure_logging
 from social_pipelines.resources import (
     AlertsResource,
     HistoryResource,
@@ -24,6 +26,7 @@ from social_pipelines.resources import (
     ReplyWriterResource,
     StateStoreResource,
 )
+from social_pipelines.run_context import current_step
 from social_pipelines.schedules import (
     prune_history_schedule,
     reply_schedule,
@@ -104,7 +107,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
+# dagster.yaml's python_logs names a handler (the JSON log file): Dagster warns that this is
+# beta at every run. Ours to know, not every run's stderr to say.
+warnings.filterwarnings(
+    "ignore", message="Handling yaml-defined logging configuration", category=BetaWarning
+)
+
+
 def build_definitions(settings: Settings) -> Definitions:
+    # Every process that runs anything of ours loads these: its logging is set up here
+    # (once; a second call adds no handler).
+    configure_logging(settings, context=current_step)
     return Definitions(
         jobs=[reply_job, publish_job, redeliver_job, token_refresh_job, prune_history_job],
         schedules=[reply_schedule, token_refresh_schedule, prune_history_schedule],

@@ -15,6 +15,10 @@ The rules of DESIGN.md's delivery ledger live here and nowhere else:
   guarded platform's retries decide that from the error class);
 - a claim is a lease the deliverer renews while it works (a heartbeat), so a killed run's
   claims are free within about a lease whatever the run launcher;
+- a run told to stop (SIGTERM, Ctrl-C: an interrupt raised wherever it is) lets go of the
+  delivery in hand before it exits, never leaving it held until the lease runs out: a
+  create that answered is recorded as sent, one in flight as unknown (reconciled first),
+  one not yet made is given back for the next run;
 - a used-up quota, a long rate-limit wait or an open circuit defers the delivery with a
   not-before time instead of failing or sleeping;
 - a delivery out of attempts, or rejected, is dead with its reason, and stays visible.
@@ -37,6 +41,7 @@ from social_pipelines.errors import (
     CircuitOpen,
     Duplicate,
     Inconclusive,
+    Interrupted,
     OutcomeUnknown,
     OutOfAttempts,
     QuotaExhausted,
@@ -46,6 +51,7 @@ from social_pipelines.errors import (
     kind_of,
     summarize,
 )
+from social_pipelines.interrupts import interrupts_held, is_interrupt
 from social_pipelines.log import Log
 from social_pipelines.models import (
     CreatePost,
@@ -91,6 +97,19 @@ class Sender(Protocol):
     def create_post(self, post: CreatePost, *, idempotency_key: str) -> Published: ...
 
     def find_delivery(self, delivery: Delivery) -> Published | None: ...
+
+
+@dataclass
+class _InHand:
+    """The claimed attempt a deliverer works on, and how far it got: what an interrupt
+    must settle (`Deliverer._let_go`)."""
+
+    record: DeliveryRecord
+    attempt: int
+    doubtful: bool  # claimed to be reconciled: it may be out from an earlier attempt
+    creating: bool = False  # the create was called: its request may have left
+    published: Published | None = None  # the platform answered (or reconciling found it)
+    reconciled: bool = False
 
 
 class ClaimLost(Exception):
@@ -304,6 +323,7 @@ class Deliverer:
         self.log = log or _LOG
         self._sleep = sleep
         self._heartbeat = Heartbeat(ledger, self.run_id, lease, self.log)
+        self._hand: _InHand | None = None
 
     def __enter__(self) -> Deliverer:
         self._heartbeat.start()
@@ -326,7 +346,7 @@ class Deliverer:
         claim = self.ledger.plan_and_claim(
             draft, run_id=self.run_id, lease=self.lease, quotas=self.quotas
         )
-        return self._settle_unknown(self._drive(claim))
+        return self._settle_unknown(self._drive_in_hand(claim))
 
     def send(self, delivery_id: str) -> DeliveryResult:
         """Drive a planned delivery towards `sent` (or dead)."""
@@ -337,7 +357,91 @@ class Deliverer:
         claim = self.ledger.claim(
             delivery_id, run_id=self.run_id, lease=self.lease, quotas=self.quotas
         )
-        return self._drive(claim)
+        return self._drive_in_hand(claim)
+
+    def _drive_in_hand(self, claim: Claim) -> DeliveryResult:
+        """`_drive` a claim; an interrupt on the way lets go of it first (`_let_go`)."""
+        if claim.result not in (ClaimResult.CLAIMED, ClaimResult.RECONCILE):
+            return self._drive(claim)
+        hand = _InHand(claim.record, claim.attempt, doubtful=claim.result == ClaimResult.RECONCILE)
+        self._hand = hand
+        try:
+            return self._drive(claim)
+        except BaseException as stop:
+            if is_interrupt(stop):
+                with interrupts_held():
+                    self._let_go(hand, stop)
+            raise
+        finally:
+            self._hand = None
+
+    def _let_go(self, hand: _InHand, stop: BaseException) -> None:
+        """The run is stopping with `hand` claimed: record what is known of it, so nothing
+        waits for the lease to run out and nothing is sent twice."""
+        record = hand.record
+        why = f"the run was interrupted ({type(stop).__name__})"
+        try:
+            current = self.ledger.get(record.delivery_id)
+            if current is None or not (
+                current.state == DeliveryState.SENDING
+                and current.attempts == hand.attempt
+                and current.run_id == self.run_id
+            ):
+                return  # the attempt was closed before the interrupt: nothing in hand
+            if hand.published is not None:
+                outcome = Outcome.RECONCILED if hand.reconciled else Outcome.SENT
+                try:
+                    done = self.ledger.record_sent(
+                        record.delivery_id, hand.attempt, hand.published, outcome=outcome
+                    )
+                except RemoteIdTaken as taken:
+                    self._unknown(record, hand.attempt, OutcomeUnknown(f"{why}: {taken}"))
+                    self.log.warning(f"{why}: {_what(record)} recorded as unknown ({taken})")
+                    return
+                self.log.warning(
+                    f"{why} after {_what(record)} went out: recorded as sent, {done.remote_url}"
+                )
+            elif hand.creating:
+                self._unknown(
+                    record,
+                    hand.attempt,
+                    OutcomeUnknown(f"{why} while the create was in flight; it may be out"),
+                )
+                self.log.warning(
+                    f"{why} while the create of {_what(record)} was in flight: recorded as "
+                    "unknown, so it is looked for among the account's own posts before "
+                    "anything is sent again"
+                )
+            elif hand.doubtful:
+                self._record(
+                    record,
+                    hand.attempt,
+                    Interrupted(f"{why} while reconciling; it may be out"),
+                    DeliveryState.UNKNOWN,
+                    Outcome.UNKNOWN,
+                    not_before=self.ledger.clock(),
+                )
+                self.log.warning(
+                    f"{why} while reconciling {_what(record)}: it stays unknown, and the "
+                    "next attempt reconciles it first"
+                )
+            else:
+                self._record(
+                    record,
+                    hand.attempt,
+                    Interrupted(f"{why} before it was sent"),
+                    DeliveryState.FAILED,
+                    Outcome.FAILED,
+                )
+                self.log.warning(
+                    f"{why} before {_what(record)} was sent: nothing went out, its claim "
+                    "is given back for the next run"
+                )
+        except Exception as error:
+            self.log.warning(
+                f"{why} with {_what(record)} in hand, and it could not be recorded "
+                f"({error}): its claim lapses after the lease, then it is reconciled"
+            )
 
     def _settle_unknown(self, result: DeliveryResult) -> DeliveryResult:
         """An unknown outcome is looked for after the settle time, in this step: found, it
@@ -416,6 +520,8 @@ class Deliverer:
                 f"be sent again (attempt {attempt}, same idempotency key)"
             )
             return None
+        if self._hand is not None:
+            self._hand.published, self._hand.reconciled = found, True
         try:
             done = self.ledger.record_sent(
                 record.delivery_id, attempt, found, outcome=Outcome.RECONCILED
@@ -494,10 +600,15 @@ class Deliverer:
         # The plan time goes with every attempt: a record key derived from it and the
         # delivery id (Bluesky's rkey) is the same for every attempt, in any process.
         prepared = prepared.model_copy(update={"planned_at": record.created_at})
+        hand = self._hand
+        if hand is not None:
+            hand.creating = True
         try:
             published = self.platform.create_post(prepared, idempotency_key=record.delivery_id)
         except SocialError as error:
             return self._not_sent(record, attempt, error, created=True)
+        if hand is not None:
+            hand.published = published
         try:
             done = self.ledger.record_sent(record.delivery_id, attempt, published)
         except RemoteIdTaken as taken:

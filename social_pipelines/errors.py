@@ -233,6 +233,13 @@ class Inconclusive(SocialError):
     the platform, and asking the same again cannot help."""
 
 
+class Interrupted(SocialError):
+    """The run was told to stop (SIGTERM, Ctrl-C) with the delivery claimed and nothing
+    sent: its claim is given back, and a later attempt sends it."""
+
+    retryable = True
+
+
 class CircuitOpen(SocialError):
     """Our breaker for this platform and account is open until `until`."""
 
@@ -281,6 +288,7 @@ _KIND_NAMES: dict[type, str] = {
     OutOfAttempts: "out_of_attempts",
     Inconclusive: "inconclusive",
     CircuitOpen: "circuit_open",
+    Interrupted: "interrupted",
 }
 
 

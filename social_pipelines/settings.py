@@ -167,6 +167,28 @@ class Settings(BaseSettings):
         "logs and the step outputs kept for re-executing them, by prune_history_schedule "
         "(daily; Dagster keeps runs forever otherwise). 0 keeps every run.",
     )
+    log_file: Path | None = Field(
+        default=None,
+        description="JSON log file, one object a line (time in UTC, level, logger, message, "
+        "run_id, step, exception), for shipping logs elsewhere: library logs (HTTP requests, "
+        "retries, circuit transitions, rate-limit waits, token refreshes) from every process, "
+        "and every run's own log through dagster.yaml's python_logs. Known secret values are "
+        "masked as ***. Every process may write the one file: lines and rotation go under a "
+        "lock file beside it. Unset: no file (the event log has it all).",
+    )
+    log_file_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=0,
+        description="The JSON log file is rotated when it would grow past this many bytes "
+        "(0: never rotated, say for logrotate with copytruncate).",
+    )
+    log_file_backups: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Rotated JSON log files kept (file.1 is the newest), older ones deleted; "
+        "0: never rotated.",
+    )
     rate_limit_db: Path | None = Field(
         default=None,
         description="SQLite file of the shared rate buckets (on PostgreSQL they live in "

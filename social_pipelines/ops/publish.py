@@ -34,7 +34,12 @@ from pydantic import Field
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, delivery_id, publish_subject
-from social_pipelines.ops.settle import config_failure, platform_errors, settle_or_retry
+from social_pipelines.ops.settle import (
+    config_failure,
+    platform_errors,
+    retried_unless_interrupted,
+    settle_or_retry,
+)
 from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.catalog import SPECS
 from social_pipelines.publishing.dispatch import too_late
@@ -52,7 +57,8 @@ from social_pipelines.resources import PlatformsResource, StateStoreResource
 from social_pipelines.runnable import held_accounts
 from social_pipelines.store.outbox import Outbox, OutboxStatus, PostRecord
 
-# For failures nothing else caught; platform outcomes are retried by `settle_or_retry`.
+# For failures nothing else caught, by the op itself (`retried_unless_interrupted`: never
+# an interrupt); platform outcomes are retried by `settle_or_retry`.
 PUBLISH_RETRY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
@@ -224,10 +230,10 @@ def publish_op(platform: str) -> OpDefinition:
     @op(
         name=f"publish_{platform}",
         pool=pool_for(platform),
-        retry_policy=PUBLISH_RETRY,
         tags={"kind": "post"},
         ins={"batch": In(AccountBatch)},
     )
+    @retried_unless_interrupted(PUBLISH_RETRY)
     def publish(
         context: OpExecutionContext,
         batch: AccountBatch,

@@ -27,7 +27,12 @@ from social_pipelines.campaigns import CampaignBook, CampaignProblem, source_of
 from social_pipelines.delivery import NEW, Deliverer, DeliveryResult, Outcome
 from social_pipelines.errors import ConfigError
 from social_pipelines.models import DeliveryKind, Draft, SearchResult, delivery_id
-from social_pipelines.ops.settle import config_failure, platform_errors, settle_or_retry
+from social_pipelines.ops.settle import (
+    config_failure,
+    platform_errors,
+    retried_unless_interrupted,
+    settle_or_retry,
+)
 from social_pipelines.partitions import last_complete_window, reply_windows
 from social_pipelines.platforms.capabilities import Source
 from social_pipelines.platforms.mastodon import NAME as MASTODON
@@ -47,8 +52,9 @@ from social_pipelines.resources import (
 )
 from social_pipelines.runnable import held_accounts
 
-# For failures nothing else caught (a bug, a lost database connection). Known platform
-# outcomes are retried per platform by `settle_or_retry`.
+# For failures nothing else caught (a bug, a lost database connection), by the op itself
+# (`retried_unless_interrupted`: never an interrupt). Known platform outcomes are retried
+# per platform by `settle_or_retry`.
 POSTING_RETRY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
@@ -161,7 +167,8 @@ def _refusal_metadata(refused: list[CampaignProblem]) -> dict[str, MetadataValue
     }
 
 
-@op(retry_policy=POSTING_RETRY)
+@op
+@retried_unless_interrupted(POSTING_RETRY)
 def search_posts(
     context: OpExecutionContext, plan: CampaignPlan, platforms: PlatformsResource
 ) -> Found:
@@ -369,7 +376,8 @@ def write_replies(
     return Drafted(plan=plan, drafts=drafts, skipped=selected.skipped, found=selected.found)
 
 
-@op(retry_policy=POSTING_RETRY, tags={"kind": "post"})
+@op(tags={"kind": "post"})
+@retried_unless_interrupted(POSTING_RETRY)
 def post_replies(
     context: OpExecutionContext,
     drafted: Drafted,

@@ -3,16 +3,27 @@
 - all settled or deferred: success (deferred ones are reported; a later run sends them);
 - some failed or unknown: ask Dagster to retry the step, with the platform's own backoff
   (the ledger makes the retry harmless: sent ones are skipped, unknown ones reconciled);
-- some rejected for good: fail without retries, the reasons in metadata.
+- some rejected for good: fail without retries, the reasons in metadata;
+- anything unexpected (a bug, a lost database connection): retried like a RetryPolicy
+  would (`retried_unless_interrupted`), but an interrupt stops the run.
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
-from dagster import Failure, MetadataValue, OpExecutionContext, RetryRequested
+from dagster import (
+    DagsterError,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    RetryPolicy,
+    RetryRequested,
+)
 
 from social_pipelines.delivery import DeliveryReport
 from social_pipelines.errors import ConfigError, SocialError, error_class_for_kind
@@ -88,3 +99,45 @@ def platform_errors(context: OpExecutionContext, policy: PlatformPolicy) -> Iter
             },
             allow_retries=False,
         ) from None
+
+
+Body = TypeVar("Body", bound=Callable[..., Any])
+
+
+def retried_unless_interrupted(policy: RetryPolicy) -> Callable[[Body], Body]:
+    """What `@op(retry_policy=policy)` does for the unexpected errors of an op whose first
+    parameter is its context, without retrying an interrupt.
+
+    Dagster's in-process executor (these jobs' executor) turns an interrupt into a retry
+    of any step with a RetryPolicy (dagster#15026): a run told to stop (SIGTERM from a run
+    launcher or `make dev`, Terminate in the UI) would wait out the delay and post again.
+    Raised by the op itself, the retry leaves interrupts alone: the step ends interrupted,
+    the run stops, and the deliverer has recorded the delivery it had in hand.
+    """
+
+    def decorate(body: Body) -> Body:
+        @functools.wraps(body)
+        def op_body(context: OpExecutionContext, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return body(context, *args, **kwargs)
+            except (RetryRequested, DagsterError):
+                raise
+            except Failure as failure:
+                if not failure.allow_retries:
+                    raise
+                _retry_or_raise(context, policy, failure)
+            except Exception as error:
+                _retry_or_raise(context, policy, error)
+
+        return cast(Body, op_body)
+
+    return decorate
+
+
+def _retry_or_raise(context: OpExecutionContext, policy: RetryPolicy, error: Exception) -> None:
+    if context.retry_number >= policy.max_retries:
+        raise error
+    raise RetryRequested(
+        max_retries=policy.max_retries,
+        seconds_to_wait=policy.calculate_delay(context.retry_number + 1),
+    ) from error

@@ -26,6 +26,9 @@ from social_pipelines.resilience.rate_limits import RateLimits
 RECHECK_CIRCUIT_AFTER = 0.05
 # A 429 without Retry-After or a reset header blocks its buckets this long.
 DEFAULT_429_WAIT = 1.0
+# A wait for a rate slot at least this long is logged (shorter ones are the normal pace
+# of an account sending one request at a time, and would flood the log).
+LOG_WAITS_FROM = 1.0
 _LOG = logging.getLogger(__name__)
 
 
@@ -58,6 +61,11 @@ class AccountDoor:
 
     def enter(self, endpoint: str) -> Permit:
         permit = self.rate_limits.acquire(self.platform, self.account, self.policy, endpoint)
+        if permit.waited >= LOG_WAITS_FROM:
+            self.log.info(
+                f"{self.platform} {endpoint} for {self.account}: waited {permit.waited:.1f} s "
+                f"for a rate slot ({', '.join(permit.keys) or 'no bucket'})"
+            )
         if permit.waited >= RECHECK_CIRCUIT_AFTER:
             try:
                 self.breaker.check()

@@ -57,7 +57,10 @@ class SandboxProcess:
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         extra_args: tuple[str, ...] = (),
+        own_group: bool = False,
     ) -> None:
+        """`own_group`: in a process group of its own, so that a terminal's Ctrl-C reaches
+        only its parent, which stops it when it is done with it."""
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="sandbox-")
@@ -71,6 +74,7 @@ class SandboxProcess:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = extra_args
+        self.own_group = own_group
         self._first_start_args: list[str] = []
         if rate_limit is not None:
             self._first_start_args += ["--rate-limit", str(rate_limit)]
@@ -159,6 +163,7 @@ class SandboxProcess:
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
+            process_group=0 if self.own_group else None,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()

@@ -9,12 +9,17 @@ Dagster for the same retry with no wait, so nothing sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from dagster import (
+    DagsterExecutionInterruptedError,
     DagsterInstance,
     ExecuteInProcessResult,
     Failure,
@@ -35,7 +40,11 @@ from social_pipelines.errors import (
     SocialError,
     Transient,
 )
-from social_pipelines.ops.settle import platform_errors, settle_or_retry
+from social_pipelines.ops.settle import (
+    platform_errors,
+    retried_unless_interrupted,
+    settle_or_retry,
+)
 from social_pipelines.platforms.policy import PlatformPolicy
 
 POLICY = PlatformPolicy(op_retries=3, op_retry_delay=10.0)
@@ -316,3 +325,59 @@ def test_anything_else_passes_through_to_dagsters_retry_policy() -> None:
     ran = raising(bug)
     assert all(raised is bug for raised in ran.raised)
     assert len(ran.attempts) == OP_RETRY.max_retries + 1
+
+
+# -- retried_unless_interrupted ----------------------------------------------------------------
+
+NO_WAIT = RetryPolicy(max_retries=2, delay=0)
+
+
+def run_op(body: Callable[[OpExecutionContext], None], *, by_decorator: bool) -> list[int]:
+    """`body` as the one op of a job, retried either by `retried_unless_interrupted` or by
+    Dagster's own `retry_policy`; the retry numbers it ran with."""
+    attempts: list[int] = []
+
+    def step_body(context) -> None:
+        attempts.append(context.retry_number)
+        body(context)
+
+    if by_decorator:
+        step = op(name="step")(retried_unless_interrupted(NO_WAIT)(step_body))
+    else:
+        step = op(name="step", retry_policy=NO_WAIT)(step_body)
+
+    @job
+    def one_step() -> None:
+        step()
+
+    with (
+        DagsterInstance.ephemeral() as instance,
+        contextlib.suppress(DagsterExecutionInterruptedError),  # the run stopped
+    ):
+        one_step.execute_in_process(instance=instance, raise_on_error=False)
+    return attempts
+
+
+def interrupted(_context: OpExecutionContext) -> None:
+    """SIGINT to this process in the step's body: what Terminate in the UI sends."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the signal interrupts this at once
+
+
+def test_unexpected_errors_are_retried_as_a_retry_policy_would() -> None:
+    def bug(_context: OpExecutionContext) -> None:
+        raise KeyError("a bug")
+
+    assert run_op(bug, by_decorator=True) == run_op(bug, by_decorator=False) == [0, 1, 2]
+
+    def final(_context: OpExecutionContext) -> None:
+        raise Failure("no", allow_retries=False)
+
+    assert run_op(final, by_decorator=True) == [0]
+
+
+def test_an_interrupt_stops_the_step_instead_of_retrying_it() -> None:
+    """dagster#15026: Dagster's in-process executor retries an interrupted step that has a
+    retry policy (so a terminated posting run would post on); ours stops."""
+    assert run_op(interrupted, by_decorator=False) == [0, 1, 2]
+    assert run_op(interrupted, by_decorator=True) == [0]

@@ -20,11 +20,7 @@ from typing import Any
 
 import pytest
 from dagster import (
-    DagsterEventType,
     DagsterInstance,
-    SensorResult,
-    build_run_status_sensor_context,
-    build_sensor_context,
 )
 from pydantic import SecretStr
 
@@ -33,6 +29,7 @@ from social_pipelines.models import Post, PostImage
 from social_pipelines.settings import Settings
 from social_pipelines.store import Origin, StateStore
 from social_pipelines.store.alerts import AlertState
+from social_pipelines_tests.pipeline.alerting import alerts_sensor_tick, run_failure_sensor
 from social_pipelines_tests.pipeline.conftest import MakeSettings
 from social_pipelines_tests.webhook_receiver import WebhookReceiver
 
@@ -100,49 +97,6 @@ def _failing_publish(instance: DagsterInstance, settings: Settings, env: Path) -
     return result.run_id
 
 
-def _run_failure_sensor(
-    instance: DagsterInstance, settings: Settings, run_id: str, logs: logging.Handler | None = None
-) -> None:
-    from social_pipelines.alert_sensors import alert_on_run_failure
-
-    failure = next(
-        entry
-        for entry in instance.all_logs(run_id)
-        if entry.dagster_event and entry.dagster_event.event_type == DagsterEventType.RUN_FAILURE
-    )
-    assert failure.dagster_event is not None
-    with build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure",
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id),
-        dagster_event=failure.dagster_event,
-        # The alerts resource nests the state store: resources in a context manager.
-        resources={"alerts": build_resources(settings)["alerts"]},
-    ).for_run_failure() as context:
-        if logs is not None:
-            # The sensor's log is Dagster's own logger for the tick, outside `logging`'s tree.
-            context.log.addHandler(logs)
-        alert_on_run_failure(context)
-
-
-def _alerts_sensor(
-    instance: DagsterInstance,
-    settings: Settings,
-    cursor: str | None,
-    logs: logging.Handler | None = None,
-) -> Any:
-    from social_pipelines.alert_sensors import alerts_sensor
-
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources={"alerts": build_resources(settings)["alerts"]}
-    ) as context:
-        if logs is not None:
-            context.log.addHandler(logs)
-        result = alerts_sensor(context)
-    assert isinstance(result, SensorResult)
-    return result
-
-
 def _capture(bodies: list[Any]) -> None:
     target = os.environ.get("SOCIAL_TEST_ALERT_CAPTURE")
     if target:
@@ -157,8 +111,8 @@ def test_one_alert_per_failed_run_and_one_per_dead_letter_however_often_they_loo
     all_logs: _AllLogs,
 ) -> None:
     run_id = _failing_publish(instance, alert_settings, env)
-    _run_failure_sensor(instance, alert_settings, run_id, all_logs)
-    _run_failure_sensor(instance, alert_settings, run_id, all_logs)  # again: nothing new
+    run_failure_sensor(instance, alert_settings, run_id, all_logs)
+    run_failure_sensor(instance, alert_settings, run_id, all_logs)  # again: nothing new
     [run_failed] = receiver.bodies()
     assert run_failed["schema"] == "social_pipelines.alert/1"
     assert run_failed["key"] == f"run_failed:{run_id}"
@@ -173,8 +127,8 @@ def test_one_alert_per_failed_run_and_one_per_dead_letter_however_often_they_loo
     assert "; dead: launch/brand: " in run_failed["reason"]  # the first dead one's reason
     assert "launch.jpg': not an image" in run_failed["reason"]
 
-    first = _alerts_sensor(instance, alert_settings, None, all_logs)
-    second = _alerts_sensor(instance, alert_settings, first.cursor, all_logs)
+    first = alerts_sensor_tick(instance, alert_settings, None, all_logs)
+    second = alerts_sensor_tick(instance, alert_settings, first.cursor, all_logs)
     bodies = receiver.bodies()
     assert len(bodies) == 2
     dead = bodies[1]
@@ -203,8 +157,8 @@ def test_a_receiver_answering_500_fails_nothing_and_the_alert_is_kept(
 ) -> None:
     run_id = _failing_publish(instance, alert_settings, env)
     receiver.answer(500, times=10)
-    _run_failure_sensor(instance, alert_settings, run_id, all_logs)  # does not raise
-    result = _alerts_sensor(instance, alert_settings, None, all_logs)  # nor does this
+    run_failure_sensor(instance, alert_settings, run_id, all_logs)  # does not raise
+    result = alerts_sensor_tick(instance, alert_settings, None, all_logs)  # nor does this
     store = StateStore.open(alert_settings.state_store_url)
     kept = {u.alert.key: u.delivery for u in store.alerts.undelivered()}
     run_alert = kept[f"run_failed:{run_id}"]
@@ -215,7 +169,7 @@ def test_a_receiver_answering_500_fails_nothing_and_the_alert_is_kept(
     assert "undelivered" in result.skip_reason.skip_message
     # Nothing is sent again before its next attempt: one request per alert so far.
     tried = len(receiver.received)
-    _alerts_sensor(instance, alert_settings, result.cursor, all_logs)
+    alerts_sensor_tick(instance, alert_settings, result.cursor, all_logs)
     assert len(receiver.received) == tried
     assert all(SECRET_PATH not in line for line in all_logs.lines)
 
@@ -224,7 +178,7 @@ def test_without_a_sink_the_alert_goes_to_the_event_log(
     instance: DagsterInstance, settings: Settings, env: Path, all_logs: _AllLogs
 ) -> None:
     run_id = _failing_publish(instance, settings, env)
-    _run_failure_sensor(instance, settings, run_id, all_logs)
+    run_failure_sensor(instance, settings, run_id, all_logs)
     [line] = [w for w in all_logs.lines if w.startswith("alert [error] publish_job failed")]
     assert f'"run_id": "{run_id}"' in line and '"failed_steps"' in line
     store = StateStore.open(settings.state_store_url)

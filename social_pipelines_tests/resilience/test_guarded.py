@@ -3,7 +3,7 @@ every request feeds back to the limits all processes share."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -17,7 +17,7 @@ from social_pipelines.platforms.capabilities import Capability
 from social_pipelines.platforms.mastodon import MastodonPlatform
 from social_pipelines.platforms.policy import PlatformPolicy, Rate
 from social_pipelines.resilience.breaker import SharedBreaker
-from social_pipelines.resilience.door import DEFAULT_429_WAIT, AccountDoor
+from social_pipelines.resilience.door import DEFAULT_429_WAIT, LOG_WAITS_FROM, AccountDoor
 from social_pipelines.resilience.guarded import GuardedPlatform
 from social_pipelines.resilience.rate_limits import RateLimits
 from social_pipelines.store import StateStore
@@ -208,3 +208,28 @@ def test_a_429_that_names_no_wait_still_blocks_every_process_a_while(parts) -> N
     assert len(seen) == 3  # refused once, then answered
     blocked = limits.blocked_until(["mastodon:brand:account"])
     assert blocked is not None and (blocked - before).total_seconds() >= DEFAULT_429_WAIT
+
+
+def test_a_wait_for_a_rate_slot_is_logged_from_a_second_on(parts) -> None:
+    """Waits this short are the normal pace; a longer one says who waited, how long, for
+    which buckets (in a run, the run's log)."""
+    limits, breaker = parts
+    lines: list[str] = []
+
+    class Lines:
+        def info(self, msg: str) -> None:
+            lines.append(msg)
+
+        warning = info
+
+    door = AccountDoor(
+        limits, breaker, platform="mastodon", account="brand", policy=POLICY, log=Lines()
+    )
+    limits.settle(door.enter("read"), None)
+    assert lines == []
+    keys = ["mastodon:brand:account"]
+    limits.block(keys, datetime.now(UTC) + timedelta(seconds=LOG_WAITS_FROM + 0.5), "HTTP 429")
+    limits.settle(door.enter("read"), None)  # the fake sleep waits it out at once
+    (said,) = lines
+    assert said.startswith("mastodon read for brand: waited 1.")
+    assert said.endswith("s for a rate slot (mastodon:brand:account)")
