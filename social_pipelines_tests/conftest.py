@@ -41,3 +41,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
     return request.getfixturevalue("postgres_db_url")
+
+
+# -- the chaos tests run one after another, beside the rest ------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs the suite in worker processes (pytest-xdist, `--dist loadgroup`):
+    the chaos tests go to one worker, one after another (they start processes of their own
+    and count rate-limit violations across them), while the other workers take the rest.
+    They mostly wait (kills, leases, settle times), so sharing the cores costs them little,
+    and a limit that held only on an idle machine would be no limit."""
+    for item in items:
+        if item.get_closest_marker("chaos") is not None:
+            item.add_marker(pytest.mark.xdist_group("chaos"))

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.postgres
 
 # The platform's limit for each account, and ours (PostgreSQL buckets every run shares).
 LIMIT, WINDOW = 6, 2.0
+POSTS = 10
 POLICY = {"mastodon": {"buckets": {"account": [{"limit": LIMIT, "seconds": WINDOW}]}}}
 CAMPAIGNS = """
 [[campaigns]]
@@ -55,20 +56,22 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def _calendar(directory: Path, at: datetime) -> int:
-    """Four posts to brand alone and four to brand and brand_news, all at `at`: the sensor
-    launches one run per set of target accounts, so two runs post as brand. Returns how
-    many statuses they make."""
+    """POSTS posts to brand alone and POSTS to brand and brand_news, all at `at`: the
+    sensor launches one run per set of target accounts, so two runs post as brand. Enough
+    that each run's sends as brand span several rate windows (at least POSTS / LIMIT *
+    WINDOW seconds), so the two overlap even when a busy machine starts one a second or
+    two after the other. Returns how many statuses they make."""
     stamp = at.isoformat()
     posts = [
         {"id": f"solo-{i}", "at": stamp, "to": ["brand"], "text": f"Solo post {i}"}
-        for i in range(4)
+        for i in range(POSTS)
     ] + [
         {"id": f"both-{i}", "at": stamp, "to": ["brand", "brand_news"], "text": f"Both {i}"}
-        for i in range(4)
+        for i in range(POSTS)
     ]
     directory.mkdir()
     (directory / "posts.json").write_text(json.dumps(posts), encoding="utf-8")
-    return 4 + 4 * 2
+    return POSTS + POSTS * 2
 
 
 def _launch_reply_run(window: str, env: dict[str, str]) -> subprocess.Popen[str]:
