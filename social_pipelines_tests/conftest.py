@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from social_pipelines_tests.postgres import PostgresUnavailable, fresh_database, postgres_server
+from social_pipelines_tests.webhook_receiver import WebhookReceiver
 
 # -- state store backends: SQLite and a real PostgreSQL ---------------------------------
 
@@ -41,6 +42,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
     return request.getfixturevalue("postgres_db_url")
+
+
+# -- a webhook receiver on loopback (the alert sinks' far end) ---------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP receiver on 127.0.0.1 that records every alert posted to it."""
+    with WebhookReceiver() as running:
+        yield running
 
 
 # -- the chaos tests run one after another, beside the rest ------------------------------

@@ -9,7 +9,6 @@ import pytest
 
 from social_pipelines.store.state import StateStore
 from social_pipelines_tests.store.helpers import FakeClock
-from social_pipelines_tests.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -22,9 +21,3 @@ def store(store_url: str, clock: FakeClock) -> Iterator[StateStore]:
     opened = StateStore(store_url, clock=clock)
     yield opened
     opened.dispose()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running

@@ -38,12 +38,6 @@ UI = "http://dagster.example:3000"
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
 def alert_settings(make_settings: MakeSettings, receiver: WebhookReceiver) -> Settings:
     return make_settings(
         alert_webhook_url=SecretStr(receiver.url(SECRET_PATH)),

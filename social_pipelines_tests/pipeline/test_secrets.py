@@ -227,12 +227,6 @@ def alert_payloads(
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
 def instance() -> Iterator[DagsterInstance]:
     """A Dagster instance of its own with the shipped `python_logs` (library logs in the
     event log, runs' records in the JSON log file); the package's `instance` seeds the demo
